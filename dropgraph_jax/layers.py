@@ -1,0 +1,127 @@
+"""Thin Flax Linen wrappers around the pure regularizer functions.
+
+They follow ``flax.linen.Dropout``: a ``deterministic`` flag set at
+construction or per call (merged with ``nn.merge_param``), keys drawn from
+the ``'dropout'`` rng collection (``rng_collection`` to change it), and an
+optional per-call ``rate`` so that a traced schedule value overrides the
+constructed rate without recompiling::
+
+    y = layers.DropBlock(rate=0.1, block_size=7)(x, deterministic=not train)
+    y = layers.DropBlock(rate=0.1, block_size=3)(x, False, rate=sched(step))
+    model.apply(variables, x, rngs={'dropout': key})
+
+No key is drawn when the layer is deterministic or its rate is a static 0,
+so such a layer needs no ``'dropout'`` rng at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import flax.linen as nn
+import jax
+
+from dropgraph_jax import _validate as v
+from dropgraph_jax.disout import disout
+from dropgraph_jax.drop_block import drop_block
+from dropgraph_jax.dropout import (dropout, drop_path, spatial_dropout,
+                                   variational_dropout, word_dropout)
+
+
+class _Regularizer(nn.Module):
+  """Shared plumbing: merge ``deterministic``, draw a key, call ``_fn``."""
+
+  rate: float = 0.0
+  deterministic: Optional[bool] = None
+  rng_collection: str = "dropout"
+  rng: str = "hash"
+
+  _fn: Callable[..., jax.Array] = None  # set by subclasses (class attribute)
+
+  def _options(self) -> Dict[str, Any]:
+    return {}
+
+  def _apply(self, x, deterministic, rate, **extra):
+    deterministic = nn.merge_param("deterministic", self.deterministic,
+                                   deterministic)
+    rate = self.rate if rate is None else rate
+    train = not deterministic
+    key = None
+    if train and v.static_value(rate) != 0.0:
+      key = self.make_rng(self.rng_collection)
+    return type(self)._fn(x, key=key, rate=rate, train=train, rng=self.rng,
+                          **self._options(), **extra)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
+               rate=None) -> jax.Array:
+    return self._apply(x, deterministic, rate)
+
+
+class Dropout(_Regularizer):
+  """:func:`dropout.dropout`; ``broadcast_dims`` as in ``nn.Dropout``."""
+  broadcast_dims: Sequence[int] = ()
+  _fn = staticmethod(dropout)
+
+  def _options(self):
+    return {"broadcast_dims": tuple(self.broadcast_dims)}
+
+
+class SpatialDropout(_Regularizer):
+  """:func:`dropout.spatial_dropout` on NHWC input."""
+  _fn = staticmethod(spatial_dropout)
+
+
+class VariationalDropout(_Regularizer):
+  """:func:`dropout.variational_dropout` on ``(N, T, C)`` input."""
+  _fn = staticmethod(variational_dropout)
+
+
+class WordDropout(_Regularizer):
+  """:func:`dropout.word_dropout` on ``(N, T, C)`` input."""
+  rescale: bool = True
+  _fn = staticmethod(word_dropout)
+
+  def _options(self):
+    return {"rescale": self.rescale}
+
+
+class DropPath(_Regularizer):
+  """:func:`dropout.drop_path` (stochastic depth) on a residual branch."""
+  _fn = staticmethod(drop_path)
+
+
+class DropBlock(_Regularizer):
+  """:func:`drop_block.drop_block` on NHWC input."""
+  block_size: Union[int, Tuple[int, int]] = 7
+  share_channels: bool = False
+  normalize: str = "batch"
+  clip_block_size: bool = False
+  _fn = staticmethod(drop_block)
+
+  def _options(self):
+    return {"block_size": self.block_size,
+            "share_channels": self.share_channels,
+            "normalize": self.normalize,
+            "clip_block_size": self.clip_block_size}
+
+
+class Disout(DropBlock):
+  """:func:`disout.disout` on NHWC input.
+
+  Pass the kernel of the convolution that follows as ``next_conv_kernel``
+  at call time to use the reference's weight-dependent distortion scale.
+  """
+  block_size: Union[int, Tuple[int, int]] = 6
+  alpha: float = 1.0
+  _fn = staticmethod(disout)
+
+  def _options(self):
+    return dict(super()._options(), alpha=self.alpha)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
+               rate=None, next_conv_kernel: Optional[jax.Array] = None
+               ) -> jax.Array:
+    return self._apply(x, deterministic, rate,
+                       next_conv_kernel=next_conv_kernel)
