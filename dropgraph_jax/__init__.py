@@ -13,6 +13,8 @@ from dropgraph_jax import layers
 from dropgraph_jax import schedules
 from dropgraph_jax.disout import disout
 from dropgraph_jax.drop_block import drop_block
+from dropgraph_jax import partial_graph
+from dropgraph_jax.partial_graph import dropgraph, strip_graph_params
 from dropgraph_jax.dropout import (dropout, drop_path, spatial_dropout,
                                    variational_dropout, word_dropout)
 
@@ -22,10 +24,13 @@ __all__ = [
     "disout",
     "drop_block",
     "drop_path",
+    "dropgraph",
     "dropout",
     "layers",
+    "partial_graph",
     "schedules",
     "spatial_dropout",
+    "strip_graph_params",
     "variational_dropout",
     "word_dropout",
 ]

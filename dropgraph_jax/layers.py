@@ -21,7 +21,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 import flax.linen as nn
 import jax
 
+import jax.numpy as jnp
+
 from dropgraph_jax import _validate as v
+from dropgraph_jax import partial_graph
 from dropgraph_jax.disout import disout
 from dropgraph_jax.drop_block import drop_block
 from dropgraph_jax.dropout import (dropout, drop_path, spatial_dropout,
@@ -125,3 +128,55 @@ class Disout(DropBlock):
                ) -> jax.Array:
     return self._apply(x, deterministic, rate,
                        next_conv_kernel=next_conv_kernel)
+
+
+class DropGraph(nn.Module):
+  """:func:`partial_graph.dropgraph` with its graph weights as Linen params.
+
+  The weights (``graph_w_in`` etc.) live in the ``'params'`` collection and
+  are trained with the backbone. They are created at ``init`` whatever the
+  mode, and never read when deterministic, so
+  ``partial_graph.strip_graph_params`` can drop them from an inference export.
+  ``rate`` is rho, the distortion probability.
+  """
+  rate: float = 0.1
+  alpha: float = 0.2
+  block_size: Union[int, Tuple[int, int]] = 7
+  adjacency: str = "dissimilarity"
+  generator: str = "gcn"
+  temperature: Optional[float] = None
+  reduction: int = 4
+  share_channels: bool = False
+  rescale: bool = False
+  clip_block_size: bool = False
+  vertex_gradient: bool = False
+  deterministic: Optional[bool] = None
+  rng_collection: str = "dropout"
+  rng: str = "hash"
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
+               rate=None) -> jax.Array:
+    deterministic = nn.merge_param("deterministic", self.deterministic,
+                                   deterministic)
+    rate = self.rate if rate is None else rate
+    train = not deterministic
+    params = None
+    if train or self.is_initializing():
+      shapes = partial_graph.param_shapes(
+          x.shape, alpha=self.alpha, adjacency=self.adjacency,
+          generator=self.generator, reduction=self.reduction)
+      params = {name: self.param(name, partial_graph.param_initializer(name),
+                                 shape, self.param_dtype)
+                for name, shape in sorted(shapes.items())}
+    key = None
+    if train and v.static_value(rate) != 0.0:
+      key = self.make_rng(self.rng_collection)
+    return partial_graph.dropgraph(
+        x, params, key=key, rate=rate, train=train, alpha=self.alpha,
+        block_size=self.block_size, adjacency=self.adjacency,
+        generator=self.generator, temperature=self.temperature,
+        reduction=self.reduction, share_channels=self.share_channels,
+        rescale=self.rescale, clip_block_size=self.clip_block_size,
+        vertex_gradient=self.vertex_gradient, rng=self.rng)

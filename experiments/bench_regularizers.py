@@ -1,0 +1,143 @@
+"""Forward+backward cost of each regularizer vs one elementwise pass.
+
+    python experiments/bench_regularizers.py [--shapes 64x28x28x512,64x14x14x1024]
+        [--repeats 7] [--out experiments/results/bench_regularizers.md]
+
+For each ResNet-50-sized activation, every transform is compiled once as
+``grad(sum(f(x) * g))`` (forward and backward; ``g`` a fixed cotangent so
+nothing folds away), then timed ``--repeats`` times with
+``block_until_ready``; the table reports the median. Ratios are against
+``ref: x * 2`` (one elementwise pass, forward and backward), measured in the
+same run. ``rng=jax`` rows use ``jax.random.bits`` (threefry) instead of the
+default fused hash, to show why the hash exists. Issue targets: dropout,
+spatial_dropout and drop_path <= 1.3x, drop_block <= 2x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import platform
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import dropgraph_jax as dg
+
+
+def _dropgraph_row(rate: float, block: int, shape, **options):
+  init_options = {k: v for k, v in options.items() if k != "vertex_gradient"}
+  params = dg.partial_graph.init_params(jax.random.key(1), shape,
+                                        **init_options)
+  return lambda x, k: dg.dropgraph(x, params, key=k, rate=rate, train=True,
+                                   block_size=block, **options)
+
+
+def regularizers(rate: float, block: int, shape):
+  """name -> fn(x, key) for NHWC inputs of ``shape``."""
+  return {
+      "ref: x * 2": lambda x, k: x * 2.0,
+      "dropout": lambda x, k: dg.dropout(x, key=k, rate=rate, train=True),
+      "dropout rng=jax": lambda x, k: dg.dropout(x, key=k, rate=rate,
+                                                 train=True, rng="jax"),
+      "spatial_dropout": lambda x, k: dg.spatial_dropout(x, key=k, rate=rate,
+                                                         train=True),
+      "drop_path": lambda x, k: dg.drop_path(x, key=k, rate=rate, train=True),
+      "drop_block": lambda x, k: dg.drop_block(x, key=k, rate=rate,
+                                               block_size=block, train=True),
+      "drop_block shared": lambda x, k: dg.drop_block(
+          x, key=k, rate=rate, block_size=block, share_channels=True,
+          train=True),
+      "drop_block rng=jax": lambda x, k: dg.drop_block(
+          x, key=k, rate=rate, block_size=block, train=True, rng="jax"),
+      "disout": lambda x, k: dg.disout(x, key=k, rate=rate, block_size=block,
+                                       train=True),
+      "dropgraph": _dropgraph_row(rate, block, shape),
+      "dropgraph gcn_avgpool": _dropgraph_row(rate, block, shape,
+                                              generator="gcn_avgpool"),
+      "dropgraph vertex_gradient": _dropgraph_row(rate, block, shape,
+                                                  vertex_gradient=True),
+  }
+
+
+def time_fwd_bwd(fn, x, key, repeats: int) -> float:
+  cot = jnp.full(x.shape, 0.5, x.dtype)
+  step = jax.jit(jax.grad(lambda x, k: jnp.sum(fn(x, k) * cot)))
+  jax.block_until_ready(step(x, key))  # compile, excluded
+  times = []
+  for i in range(repeats):
+    k = jax.random.fold_in(key, i)
+    start = time.perf_counter()
+    jax.block_until_ready(step(x, k))
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def machine() -> str:
+  dev = jax.devices()[0]
+  return (f"{platform.node()} · {dev.platform}:{dev.device_kind} · "
+          f"{os.cpu_count()} CPUs · jax {jax.__version__}")
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--shapes", default="64x28x28x512,64x14x14x1024")
+  parser.add_argument("--rate", type=float, default=0.1)
+  parser.add_argument("--block", type=int, default=7)
+  parser.add_argument("--repeats", type=int, default=7)
+  parser.add_argument("--dtype", default="float32")
+  parser.add_argument("--only", default="", help="comma list of row names")
+  parser.add_argument("--out", default="")
+  args = parser.parse_args(argv)
+
+  shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",")]
+  keep = {"ref: x * 2"} | set(args.only.split(",")) if args.only else None
+
+  def rows_for(shape):
+    rows = regularizers(args.rate, args.block, shape)
+    return {k: v for k, v in rows.items() if keep is None or k in keep}
+
+  names = list(rows_for(shapes[0]))
+  key = jax.random.key(0)
+  lines = [
+      f"# Regularizer forward+backward cost ({args.dtype}, rate "
+      f"{args.rate}, block {args.block})", "",
+      f"Machine: {machine()}  ",
+      f"Date: {datetime.date.today().isoformat()}  ",
+      f"Command: `python {' '.join(sys.argv)}`", "",
+      "| transform | " + " | ".join(f"{'x'.join(map(str, s))} ms (ratio)"
+                                     for s in shapes) + " |",
+      "|---|" + "---|" * len(shapes),
+  ]
+  results = {name: [] for name in names}
+  for shape in shapes:
+    x = jax.random.normal(key, shape, jnp.float32).astype(args.dtype)
+    for name, fn in rows_for(shape).items():
+      results[name].append(time_fwd_bwd(fn, x, key, args.repeats))
+  for name in names:
+    cells = []
+    for i, t in enumerate(results[name]):
+      cells.append(f"{1e3 * t:.1f} ({t / results['ref: x * 2'][i]:.2f}x)")
+    lines.append(f"| {name} | " + " | ".join(cells) + " |")
+  lines += ["", "DropGraph graph branch (alpha 0.2, reduction 4, per example, "
+            "training only):", "",
+            "| shape | vertices K | parameters | extra MACs |", "|---|---|---|---|"]
+  for shape in shapes:
+    cost = dg.partial_graph.graph_cost(shape)
+    lines.append(f"| {'x'.join(map(str, shape))} | {cost['vertices']} | "
+                 f"{cost['params']:,} | {cost['macs'] / 1e9:.4f} G |")
+  text = "\n".join(lines)
+  print(text)
+  if args.out:
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as f:
+      f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
