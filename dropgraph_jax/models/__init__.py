@@ -1,0 +1,91 @@
+"""Flax models with named regularization sites, and their registry.
+
+    model = get_model("resnet50_cifar", num_classes=100, policy=policy)
+    sites = list_sites(model, (1, 32, 32, 3))
+
+Every model takes ``policy`` (a :class:`dropgraph_jax.patterns.Policy`) and
+``dtype`` (compute dtype; parameters stay float32), and is called as
+``model.apply(variables, x, train=..., rate_factor=None)`` with keys from
+the ``'dropout'`` rng collection. ``*_tiny`` variants are for tests.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict
+
+from dropgraph_jax.models.efficientnet import EfficientNet
+from dropgraph_jax.models.regnet import RegNetX
+from dropgraph_jax.models.resnet import ResNet
+from dropgraph_jax.models.sites import Site, check_policy, list_sites
+from dropgraph_jax.models.transformer_xl import CONFIGS as TXL_CONFIGS
+from dropgraph_jax.models.transformer_xl import TransformerXL
+from dropgraph_jax.models.wide_resnet import WideResNet
+
+_p = functools.partial
+
+# name -> (constructor, kind, example input shape for list_sites / tests)
+REGISTRY: Dict[str, tuple] = {
+    "resnet18_cifar": (_p(ResNet, stage_sizes=(2, 2, 2, 2), block="basic",
+                          num_classes=10, stem="cifar"),
+                       "image", (1, 32, 32, 3)),
+    "resnet50_cifar": (_p(ResNet, stage_sizes=(3, 4, 6, 3),
+                          block="bottleneck", num_classes=10, stem="cifar"),
+                       "image", (1, 32, 32, 3)),
+    "resnet50": (_p(ResNet, stage_sizes=(3, 4, 6, 3), block="bottleneck",
+                    num_classes=1000), "image", (1, 224, 224, 3)),
+    "wrn28_2": (_p(WideResNet, depth=28, widen=2, num_classes=10), "image",
+                (1, 32, 32, 3)),
+    "wrn28_10": (_p(WideResNet, depth=28, widen=10, num_classes=10), "image",
+                 (1, 32, 32, 3)),
+    "regnetx_200mf": (RegNetX, "image", (1, 224, 224, 3)),
+    **{f"efficientnet_b{i}": (_p(EfficientNet, variant=f"b{i}"), "image",
+                              (1, 224, 224, 3)) for i in range(8)},
+    "transformer_xl_ptb": (_p(TransformerXL, config=TXL_CONFIGS["ptb"]),
+                           "tokens", (1, 70)),
+    # Tiny variants: same code paths, seconds to compile on CPU.
+    "resnet_tiny": (_p(ResNet, stage_sizes=(1, 1, 1, 1), block="basic",
+                       num_classes=10, width=8, stem="cifar"), "image",
+                    (2, 16, 16, 3)),
+    "resnet_bottleneck_tiny": (_p(ResNet, stage_sizes=(1, 1),
+                                  block="bottleneck", num_classes=10,
+                                  width=4, stem="cifar"), "image",
+                               (2, 16, 16, 3)),
+    "wrn_tiny": (_p(WideResNet, depth=10, widen=1, num_classes=10), "image",
+                 (2, 16, 16, 3)),
+    "regnetx_tiny": (_p(RegNetX, stem=8, depths=(1, 1, 1, 1),
+                        widths=(8, 16, 16, 24), group_width=8,
+                        num_classes=10), "image", (2, 32, 32, 3)),
+    "efficientnet_tiny": (_p(EfficientNet, variant="b0", num_classes=10,
+                             width_override=0.25, depth_override=0.2),
+                          "image", (2, 32, 32, 3)),
+    "transformer_xl_tiny": (_p(TransformerXL, config=TXL_CONFIGS["tiny"]),
+                            "tokens", (2, 12)),
+}
+
+
+def get_model(name: str, **kwargs: Any):
+  """Builds a registered model; ``kwargs`` override its fields."""
+  if name not in REGISTRY:
+    raise ValueError(f"Unknown model {name!r}; known models: "
+                     f"{sorted(REGISTRY)}.")
+  ctor, _, _ = REGISTRY[name]
+  return ctor(**kwargs)
+
+
+def model_kind(name: str) -> str:
+  """'image' (NHWC float input) or 'tokens' ((N, T) int input)."""
+  if name not in REGISTRY:
+    raise ValueError(f"Unknown model {name!r}; known models: "
+                     f"{sorted(REGISTRY)}.")
+  return REGISTRY[name][1]
+
+
+def example_shape(name: str) -> tuple:
+  model_kind(name)
+  return REGISTRY[name][2]
+
+
+__all__ = ["EfficientNet", "REGISTRY", "RegNetX", "ResNet", "Site",
+           "TransformerXL", "WideResNet", "check_policy", "example_shape",
+           "get_model", "list_sites", "model_kind"]

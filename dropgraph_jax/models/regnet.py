@@ -1,0 +1,92 @@
+"""RegNetX (Radosavovic et al. 2020) with named regularization sites.
+
+``RegNetX-200MF``: stem 32, depths (1, 1, 4, 7), widths (24, 56, 152, 368),
+group width 8, bottleneck ratio 1 (2.7M parameters at 1000 classes). The X
+block is conv1x1-BN-ReLU, grouped conv3x3 (stride)-BN-ReLU, conv1x1-BN, plus
+the (projected) shortcut, then ReLU. Sites of ``stage{s}/block{b}``:
+``bn1, relu1, bn2, relu2, bn3, relu3, shortcut``. The DropGraph paper uses
+the last 3 blocks of the last stage (:func:`paper_policy` with
+``blocks=(4, 5, 6)`` and ``stages=(4,)``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dropgraph_jax.models import building_blocks as bb
+from dropgraph_jax.models.sites import Site, check_policy
+from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
+
+REGNETX_200MF = dict(stem=32, depths=(1, 1, 4, 7), widths=(24, 56, 152, 368),
+                     group_width=8)
+
+
+class XBlock(nn.Module):
+  features: int
+  strides: int
+  group_width: int
+  policy: Optional[Policy] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool, rate_factor=None):
+    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    w = self.features
+    y = bb.conv(w, 1, dtype=self.dtype, name="conv1")(x)
+    y = site("relu1", nn.relu(site("bn1", bb.batch_norm(
+        train, dtype=self.dtype, name="norm1")(y))))
+    y = bb.conv(w, 3, self.strides, dtype=self.dtype, name="conv2",
+                groups=w // self.group_width)(y)
+    y = site("relu2", nn.relu(site("bn2", bb.batch_norm(
+        train, dtype=self.dtype, name="norm2")(y))))
+    y = bb.conv(w, 1, dtype=self.dtype, name="conv3")(y)
+    y = site("bn3", bb.batch_norm(train, dtype=self.dtype, name="norm3",
+                                  zero_init=True)(y))
+    shortcut = x
+    if x.shape[-1] != w or self.strides != 1:
+      shortcut = bb.conv(w, 1, self.strides, dtype=self.dtype,
+                         name="proj_conv")(x)
+      shortcut = bb.batch_norm(train, dtype=self.dtype,
+                               name="proj_norm")(shortcut)
+    shortcut = site("shortcut", shortcut)
+    return site("relu3", nn.relu(y + shortcut))
+
+
+class RegNetX(nn.Module):
+  """RegNetX; ``__call__(x, train, rate_factor=None)`` -> float32 logits."""
+  stem: int = 32
+  depths: Sequence[int] = REGNETX_200MF["depths"]
+  widths: Sequence[int] = REGNETX_200MF["widths"]
+  group_width: int = 8
+  num_classes: int = 1000
+  policy: Optional[Policy] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool, rate_factor=None):
+    bb.check_image(type(self).__name__, x, 2 ** (len(self.depths) + 1))
+    x = bb.conv(self.stem, 3, 2, dtype=self.dtype, name="stem_conv")(
+        x.astype(self.dtype))
+    x = nn.relu(bb.batch_norm(train, dtype=self.dtype, name="stem_norm")(x))
+    for s, (depth, width) in enumerate(zip(self.depths, self.widths)):
+      for b in range(depth):
+        x = XBlock(width, 2 if b == 0 else 1, self.group_width, self.policy,
+                   self.dtype, name=f"stage{s + 1}/block{b}")(
+                       x, train, rate_factor)
+    logits = bb.global_pool_logits(
+        x, bb.classifier(self.num_classes, dtype=self.dtype))
+    check_policy(self, self.policy)
+    return logits
+
+
+def paper_policy(sites: Sequence[str], spec: RegularizerSpec,
+                 stage: int = 4, blocks: Sequence[int] = (4, 5, 6),
+                 labels: str = r"relu\d|shortcut") -> Policy:
+  """``spec`` at the activations and shortcut of the given blocks."""
+  pattern = re.compile(rf"^stage{stage}/block({'|'.join(map(str, blocks))})/"
+                       rf"({labels})$")
+  return Policy({site: spec for site in sites if pattern.match(site)})

@@ -1,0 +1,123 @@
+"""Named regularization sites: where a policy may act inside a model.
+
+Every model places :class:`Site` modules at the places the papers regularize
+(after activations and on shortcuts for DropGraph and Disout, after
+batch-norm layers for AutoDropout, at the Transformer sub-layers). A site's
+name is its module path, e.g. ``stage3/block1/relu2``; the model's
+``policy`` (a :class:`dropgraph_jax.patterns.Policy`) maps names to what
+happens there. Sites absent from the policy are the identity and add no
+operation.
+
+* :func:`list_sites` lists a model's sites (from ``jax.eval_shape``, so it
+  is free even for full-size models).
+* Models call :func:`check_policy` at the end of ``__call__`` during
+  ``init``: a policy naming a site the model does not declare raises
+  ``ValueError`` listing near matches.
+* Keys come from the ``'dropout'`` rng collection. ``rate_factor`` (a
+  traced scalar passed to the model) multiplies every library
+  regularizer's rate, which is how a schedule ramps them without
+  recompiling.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import traverse_util
+
+from dropgraph_jax import layers
+from dropgraph_jax.patterns.conv import ConvPattern
+from dropgraph_jax.patterns.policy import Policy, RegularizerSpec, apply_spec
+
+SITES_COLLECTION = "sites"
+
+
+def site_name(module: nn.Module) -> str:
+  return "/".join(module.path)
+
+
+class Site(nn.Module):
+  """Applies the policy's spec for this site's path (identity if none)."""
+  policy: Optional[Policy] = None
+  kind: str = "conv"  # 'conv' (NHWC) or 'sequence' ((N, T, C)); metadata
+
+  def spec(self):
+    return None if self.policy is None else self.policy.get(site_name(self))
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool, rate_factor=None,
+               spec_override=None) -> jax.Array:
+    self.sow(SITES_COLLECTION, "declared", jnp.zeros((), jnp.int8))
+    spec = spec_override if spec_override is not None else self.spec()
+    if spec is None:
+      return x
+    rate = None
+    if isinstance(spec, RegularizerSpec) and rate_factor is not None:
+      rate = spec.options["rate"] * rate_factor
+    if isinstance(spec, RegularizerSpec) and spec.kind == "dropgraph":
+      opts = dict(spec.options)
+      opts.pop("rate")
+      return layers.DropGraph(rate=spec.options["rate"], name="dropgraph",
+                              **opts)(x, deterministic=not train, rate=rate)
+    active = train and not (isinstance(spec, RegularizerSpec) and
+                            spec.options.get("rate") == 0)
+    key = self.make_rng("dropout") if active else None
+    return apply_spec(spec, x, key=key, train=train, rate=rate)
+
+
+def residual_pattern(policy: Optional[Policy], block_path: Sequence[str],
+                     site_labels: Sequence[str]) -> Optional[ConvPattern]:
+  """The first ConvPattern with ``residual=True`` among a block's sites.
+
+  AutoDropout lets the controller decide whether a block's pattern also
+  applies to the residual branch; blocks apply the returned pattern at
+  their shortcut site when the policy has no explicit spec there.
+  """
+  if policy is None:
+    return None
+  for label in site_labels:
+    spec = policy.get("/".join(tuple(block_path) + (label,)))
+    if isinstance(spec, ConvPattern) and spec.residual:
+      return spec
+  return None
+
+
+def declared_sites(variables: Any) -> list:
+  """Site names recorded in a variables dict's ``sites`` collection."""
+  sites = variables.get(SITES_COLLECTION, {}) if variables else {}
+  flat = traverse_util.flatten_dict(dict(sites)) if sites else {}
+  return sorted({"/".join(path[:-1]) for path in flat})
+
+
+def check_policy(module: nn.Module, policy: Optional[Policy]) -> None:
+  """Validates ``policy`` against the sites declared under ``module``.
+
+  Call at the end of a top-level model's ``__call__``; it acts only while
+  initializing (when the ``sites`` collection is being recorded).
+  """
+  if policy is None or not module.is_initializing():
+    return
+  names = declared_sites(module.variables)
+  if names:
+    prefix = site_name(module)
+    full = [f"{prefix}/{n}" if prefix else n for n in names]
+    policy.validate_sites(full)
+
+
+def list_sites(model: nn.Module, input_shape: Sequence[int],
+               dtype=jnp.float32, **call_kwargs) -> list:
+  """Names of every regularization site of ``model`` for ``input_shape``.
+
+  Runs ``model.init`` under ``jax.eval_shape``: no FLOPs, no memory.
+  """
+  x = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
+
+  def init(x):
+    return model.init({"params": jax.random.key(0),
+                       "dropout": jax.random.key(1)}, x, train=False,
+                      **call_kwargs)
+
+  return declared_sites(jax.eval_shape(init, x))

@@ -1,0 +1,77 @@
+"""Wide ResNet WRN-d-k (Zagoruyko & Komodakis 2016), AutoDropout's CIFAR net.
+
+Pre-activation blocks (BN-ReLU-conv), ``(d - 4) / 6`` blocks per stage,
+widths 16k, 32k, 64k. Sites of ``stage{s}/block{b}``: ``bn1`` and ``bn2``
+(after each batch norm, AutoDropout's placement; a pattern with
+``residual=True`` also applies to the shortcut) and ``shortcut``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from dropgraph_jax.models import building_blocks as bb
+from dropgraph_jax.models.sites import Site, check_policy, residual_pattern
+from dropgraph_jax.patterns.policy import Policy
+
+
+class WideBlock(nn.Module):
+  features: int
+  strides: int
+  policy: Optional[Policy] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool, rate_factor=None):
+    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    pre = nn.relu(site("bn1", bb.batch_norm(train, dtype=self.dtype,
+                                            name="norm1")(x)))
+    y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
+                name="conv1")(pre)
+    y = nn.relu(site("bn2", bb.batch_norm(train, dtype=self.dtype,
+                                          name="norm2")(y)))
+    y = bb.conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
+    shortcut = x
+    if x.shape[-1] != self.features or self.strides != 1:
+      shortcut = bb.conv(self.features, 1, self.strides, dtype=self.dtype,
+                         name="proj_conv")(pre)
+    override = None
+    if self.policy is None or self.policy.get(
+        "/".join(self.path + ("shortcut",))) is None:
+      override = residual_pattern(self.policy, self.path, ("bn1", "bn2"))
+    shortcut = Site(self.policy, name="shortcut")(
+        shortcut, train, rate_factor, spec_override=override)
+    return y + shortcut
+
+
+class WideResNet(nn.Module):
+  """WRN-``depth``-``widen``; ``__call__(x, train, rate_factor=None)``."""
+  depth: int = 28
+  widen: int = 10
+  num_classes: int = 10
+  policy: Optional[Policy] = None
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool, rate_factor=None):
+    name = type(self).__name__
+    if (self.depth - 4) % 6 or self.depth < 10:
+      raise ValueError(f"{name}: depth must be 6n + 4 (e.g. 16, 22, 28), got "
+                       f"{self.depth}.")
+    bb.check_image(name, x, 4)
+    n = (self.depth - 4) // 6
+    x = bb.conv(16, 3, dtype=self.dtype, name="stem_conv")(
+        x.astype(self.dtype))
+    for s, width in enumerate((16, 32, 64)):
+      for b in range(n):
+        strides = 2 if s > 0 and b == 0 else 1
+        x = WideBlock(width * self.widen, strides, self.policy, self.dtype,
+                      name=f"stage{s + 1}/block{b}")(x, train, rate_factor)
+    x = nn.relu(bb.batch_norm(train, dtype=self.dtype, name="final_norm")(x))
+    logits = bb.global_pool_logits(
+        x, bb.classifier(self.num_classes, dtype=self.dtype))
+    check_policy(self, self.policy)
+    return logits

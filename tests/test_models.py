@@ -1,0 +1,225 @@
+"""Models with named sites (issue: Flax models)."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from dropgraph_jax import strip_graph_params
+from dropgraph_jax.models import (REGISTRY, example_shape, get_model,
+                                  list_sites, model_kind)
+from dropgraph_jax.models.resnet import paper_policy
+from dropgraph_jax.models.transformer_xl import variational_policy
+from dropgraph_jax.patterns import (ConvPattern, Policy, RegularizerSpec,
+                                    TransformerPattern)
+
+TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))
+
+# Published parameter counts (exact values of the reference architectures).
+PUBLISHED = {
+    "resnet50": 25_557_032,       # 25.6M, torchvision / He et al.
+    "wrn28_10": 36_479_194,       # 36.5M, Zagoruyko & Komodakis
+    "efficientnet_b0": 5_288_548,  # 5.3M, Tan & Le
+    "regnetx_200mf": 2_684_792,   # 2.7M, Radosavovic et al.
+    "resnet18_cifar": 11_173_962,  # pytorch-cifar ResNet18
+}
+
+
+def _count(name, **kwargs):
+  model = get_model(name, **kwargs)
+  shape = example_shape(name)
+  dtype = jnp.int32 if model_kind(name) == "tokens" else jnp.float32
+  variables = jax.eval_shape(
+      lambda x: model.init({"params": jax.random.key(0)}, x, train=False),
+      jax.ShapeDtypeStruct(shape, dtype))
+  return sum(x.size for x in jax.tree.leaves(variables["params"]))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_parameter_counts_match_published(name):
+  assert _count(name) == PUBLISHED[name]
+
+
+def test_transformer_xl_ptb_size_is_the_papers_24m():
+  count = _count("transformer_xl_ptb")
+  assert count == 24_555_920
+  assert abs(count - 24e6) / 24e6 < 0.03
+
+
+@pytest.mark.parametrize("variant,expected", [("b1", 7_794_184),
+                                              ("b7", 66_347_960)])
+def test_efficientnet_compound_scaling(variant, expected):
+  assert _count(f"efficientnet_{variant}") == expected
+
+
+def _inputs(name, batch=None):
+  shape = example_shape(name)
+  if batch:
+    shape = (batch,) + shape[1:]
+  key = jax.random.key(0)
+  if model_kind(name) == "tokens":
+    vocab = get_model(name).config.vocab_size
+    tokens = jax.random.randint(key, shape, 0, vocab)
+    return tokens, jnp.roll(tokens, -1, axis=1)
+  return jax.random.normal(key, shape), jnp.arange(shape[0]) % 10
+
+
+def _policy_for(name):
+  model = get_model(name)
+  dtype = jnp.int32 if model_kind(name) == "tokens" else jnp.float32
+  sites = list_sites(model, example_shape(name), dtype=dtype)
+  if model_kind(name) == "tokens":
+    specs = dict(variational_policy(sites).sites)
+    specs["layer0/attn/softmax"] = TransformerPattern(size=2, stride=1,
+                                                      share_t=True, rate=0.3)
+    return Policy(specs)
+  bn = [s for s in sites if "/bn" in s]
+  relu = [s for s in sites
+          if "/relu" in s or s.endswith(("/residual", "/shortcut"))]
+  specs = {bn[0]: ConvPattern(height=2, width=2, share_c=False,
+                              residual=True),
+           relu[len(relu) // 2]: RegularizerSpec(
+               "dropgraph", {"rate": 0.2, "block_size": 1, "alpha": 0.5}),
+           bn[-1]: RegularizerSpec("drop_block", {"rate": 0.2,
+                                                  "block_size": 1})}
+  return Policy(specs)
+
+
+def _apply(model, variables, x, train, key=None, rate_factor=None):
+  state = {k: v for k, v in variables.items() if k not in ("params",
+                                                           "sites")}
+  out, new_state = model.apply(
+      {"params": variables["params"], **state}, x, train=train,
+      rate_factor=rate_factor, rngs={"dropout": key} if key is not None
+      else {}, mutable=list(state) if train else False) if train else (
+          model.apply({"params": variables["params"], **state}, x,
+                      train=False), state)
+  logits = out[0] if isinstance(out, tuple) else out
+  return logits, new_state
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_model_takes_one_training_step_with_a_policy(name):
+  x, y = _inputs(name)
+  model = get_model(name, policy=_policy_for(name))
+  variables = model.init({"params": jax.random.key(1),
+                          "dropout": jax.random.key(2)}, x, train=False)
+  opt = optax.sgd(0.1, momentum=0.9)
+  opt_state = opt.init(variables["params"])
+
+  @jax.jit
+  def step(params, opt_state, state, key):
+    def loss_fn(p):
+      logits, new_state = _apply(model, {"params": p, **state}, x, True, key,
+                                 rate_factor=jnp.float32(0.5))
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+      return jnp.mean(loss), new_state
+    (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        params)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, new_state, loss
+
+  state = {k: v for k, v in variables.items() if k not in ("params", "sites")}
+  params, _, _, loss = step(variables["params"], opt_state, state,
+                            jax.random.key(3))
+  assert np.isfinite(float(loss))
+  changed = jax.tree.map(lambda a, b: bool(jnp.any(a != b)), params,
+                         variables["params"])
+  assert any(jax.tree.leaves(changed))
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_eval_output_is_independent_of_the_policy(name):
+  x, _ = _inputs(name)
+  with_policy = get_model(name, policy=_policy_for(name))
+  plain = get_model(name)
+  variables = with_policy.init({"params": jax.random.key(1),
+                                "dropout": jax.random.key(2)}, x,
+                               train=False)
+  a, _ = _apply(with_policy, variables, x, False)
+  stripped = dict(variables, params=strip_graph_params(variables["params"]))
+  b, _ = _apply(plain, stripped, x, False)
+  np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_bfloat16_compute_with_float32_params(name):
+  x, _ = _inputs(name)
+  model = get_model(name, dtype=jnp.bfloat16, policy=_policy_for(name))
+  variables = model.init({"params": jax.random.key(1),
+                          "dropout": jax.random.key(2)}, x, train=False)
+  assert all(p.dtype == jnp.float32
+             for p in jax.tree.leaves(variables["params"]))
+  logits, _ = _apply(model, variables, x, True, jax.random.key(4))
+  assert logits.dtype == jnp.float32
+  assert np.isfinite(np.asarray(logits)).all()
+
+
+def test_transformer_xl_memory_equals_full_context():
+  base = get_model("transformer_xl_tiny").config
+  seg_len = base.tgt_len
+  # Memory as long as the whole sequence: segment-wise evaluation must equal
+  # one pass over the full context.
+  model = get_model("transformer_xl_tiny",
+                    config=dataclasses.replace(base, mem_len=3 * seg_len))
+  tokens = jax.random.randint(jax.random.key(0), (2, 3 * seg_len), 0,
+                              base.vocab_size)
+  variables = model.init(jax.random.key(1), tokens[:, :seg_len], train=False)
+  mems, segments = None, []
+  for s in range(3):
+    logits, mems = model.apply(variables,
+                               tokens[:, s * seg_len:(s + 1) * seg_len],
+                               train=False, mems=mems)
+    segments.append(logits)
+  full, _ = model.apply(variables, tokens, train=False)
+  np.testing.assert_allclose(np.asarray(jnp.concatenate(segments, 1)),
+                             np.asarray(full), atol=2e-5)
+  # A shorter memory is truncated to mem_len and carries no gradient.
+  short = get_model("transformer_xl_tiny")
+  _, mems = short.apply(variables, tokens[:, :2 * seg_len], train=False)
+  assert all(m.shape == (2, base.mem_len, base.d_model) for m in mems)
+  grad = jax.grad(lambda m: jnp.sum(short.apply(
+      variables, tokens[:, :seg_len], train=False, mems=m)[1][0]))(mems)
+  assert all(float(jnp.abs(g).sum()) == 0 for g in grad)
+
+
+def test_transformer_xl_is_causal():
+  model = get_model("transformer_xl_tiny")
+  tokens = jax.random.randint(jax.random.key(0), (1, 12), 0, 97)
+  variables = model.init(jax.random.key(1), tokens, train=False)
+  a, _ = model.apply(variables, tokens, train=False)
+  changed = tokens.at[0, 7:].set((tokens[0, 7:] + 1) % 97)
+  b, _ = model.apply(variables, changed, train=False)
+  np.testing.assert_array_equal(np.asarray(a[0, :7]), np.asarray(b[0, :7]))
+  assert not np.allclose(np.asarray(a[0, 7:]), np.asarray(b[0, 7:]))
+
+
+def test_paper_placement_on_resnet50():
+  sites = list_sites(get_model("resnet50_cifar"), (1, 32, 32, 3))
+  policy = paper_policy(sites, RegularizerSpec("dropgraph", {"rate": 0.1}))
+  # Stages 3 and 4 have 6 + 3 bottlenecks, each with 3 activations and a
+  # shortcut.
+  assert len(policy) == 9 * 4
+  assert all(s.startswith(("stage3/", "stage4/")) for s in policy.sites)
+
+
+def test_bad_input_errors():
+  with pytest.raises(ValueError, match="Unknown model 'resnet51'.*resnet50"):
+    get_model("resnet51")
+  model = get_model("resnet50")
+  with pytest.raises(ValueError, match="image size 16x16 is too small"):
+    model.init(jax.random.key(0), jnp.ones((1, 16, 16, 3)), train=False)
+  bad = Policy({"stage9/block0/relu1": RegularizerSpec("dropout",
+                                                       {"rate": 0.1})})
+  with pytest.raises(ValueError, match="site 'stage9/block0/relu1' is not a "
+                     "site of this model"):
+    get_model("resnet_tiny", policy=bad).init(
+        jax.random.key(0), jnp.ones((1, 16, 16, 3)), train=False)
+  txl = get_model("transformer_xl_tiny")
+  with pytest.raises(ValueError, match="longer than this model supports"):
+    txl.init(jax.random.key(0), jnp.zeros((1, 65), jnp.int32), train=False)
+  with pytest.raises(ValueError, match="tokens must be integer"):
+    txl.init(jax.random.key(0), jnp.zeros((1, 5)), train=False)
