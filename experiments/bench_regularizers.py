@@ -4,11 +4,15 @@
         [--repeats 7] [--out experiments/results/bench_regularizers.md]
 
 For each ResNet-50-sized activation, every transform is compiled once as
-``grad(sum(f(x) * g))`` (forward and backward; ``g`` a fixed cotangent so
-nothing folds away), then timed ``--repeats`` times with
+``(f(x), vjp(f)(g))``: its output and its input gradient, so both passes
+run (``g`` and the reference's scale are runtime inputs, so nothing folds
+away); then ``--repeats`` rounds time every transform in turn
+(round-robin in a shuffled order, so drift of a shared machine hits all
+rows alike) with
 ``block_until_ready``; the table reports the median. Ratios are against
-``ref: x * 2`` (one elementwise pass, forward and backward), measured in the
-same run. ``rng=jax`` rows use ``jax.random.bits`` (threefry) instead of the
+``ref: x * s``, measured in the
+same run: ``ref: x * s`` is one elementwise pass each way (y = x s,
+dx = g s). ``rng=jax`` rows use ``jax.random.bits`` (threefry) instead of the
 default fused hash, to show why the hash exists. Issue targets: dropout,
 spatial_dropout and drop_path <= 1.3x, drop_block <= 2x.
 """
@@ -28,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dropgraph_jax as dg
+from dropgraph_jax.patterns import ConvPattern, conv_pattern_dropout
 
 
 def _dropgraph_row(rate: float, block: int, shape, **options):
@@ -41,7 +46,7 @@ def _dropgraph_row(rate: float, block: int, shape, **options):
 def regularizers(rate: float, block: int, shape):
   """name -> fn(x, key) for NHWC inputs of ``shape``."""
   return {
-      "ref: x * 2": lambda x, k: x * 2.0,
+      "ref: x * s": lambda x, k, s: x * s,
       "dropout": lambda x, k: dg.dropout(x, key=k, rate=rate, train=True),
       "dropout rng=jax": lambda x, k: dg.dropout(x, key=k, rate=rate,
                                                  train=True, rng="jax"),
@@ -62,20 +67,50 @@ def regularizers(rate: float, block: int, shape):
                                               generator="gcn_avgpool"),
       "dropgraph vertex_gradient": _dropgraph_row(rate, block, shape,
                                                   vertex_gradient=True),
+      "conv_pattern rot+shear": lambda x, k: (
+          conv_pattern_dropout(x, key=k, train=True, pattern=ConvPattern(
+              height=3, width=5, stride_h=7, stride_w=7, repeats_h=2,
+              repeats_w=2, rotate=30.0, shear_x=0.2, share_c=False))),
   }
 
 
-def time_fwd_bwd(fn, x, key, repeats: int) -> float:
-  cot = jnp.full(x.shape, 0.5, x.dtype)
-  step = jax.jit(jax.grad(lambda x, k: jnp.sum(fn(x, k) * cot)))
-  jax.block_until_ready(step(x, key))  # compile, excluded
-  times = []
+def compile_fwd_bwd(fn, x, key):
+  """jit of (y, dx) = (f(x), vjp(f)(g)), compiled and run once.
+
+  Returning both the output and the input gradient makes the program do the
+  forward and the backward pass; the cotangent ``g`` and the reference's
+  scale ``s`` are runtime arguments so XLA cannot fold either away.
+  """
+  def fwd_bwd(x, k, g, s):
+    f = (lambda x: fn(x, k, s)) if fn.__code__.co_argcount == 3 else (
+        lambda x: fn(x, k))
+    y, vjp = jax.vjp(f, x)
+    return y, vjp(g)[0]
+
+  step = jax.jit(fwd_bwd)
+  g = jnp.full(x.shape, 0.5, x.dtype)
+  s = jnp.asarray(2.0, x.dtype)
+  jax.block_until_ready(step(x, key, g, s))
+  return lambda x, k: step(x, k, g, s)
+
+
+def time_round_robin(steps, x, key, repeats: int):
+  """Median seconds per step; rows take turns so drift hits all alike.
+
+  The order is shuffled every round (seeded), so no row always runs right
+  after the same (e.g. cache-flushing) neighbour.
+  """
+  times = {name: [] for name in steps}
+  order = np.random.default_rng(0)
+  names = list(steps)
   for i in range(repeats):
     k = jax.random.fold_in(key, i)
-    start = time.perf_counter()
-    jax.block_until_ready(step(x, k))
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+    for name in order.permutation(names):
+      step = steps[name]
+      start = time.perf_counter()
+      jax.block_until_ready(step(x, k))
+      times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def machine() -> str:
@@ -96,7 +131,7 @@ def main(argv=None) -> None:
   args = parser.parse_args(argv)
 
   shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",")]
-  keep = {"ref: x * 2"} | set(args.only.split(",")) if args.only else None
+  keep = {"ref: x * s"} | set(args.only.split(",")) if args.only else None
 
   def rows_for(shape):
     rows = regularizers(args.rate, args.block, shape)
@@ -117,12 +152,14 @@ def main(argv=None) -> None:
   results = {name: [] for name in names}
   for shape in shapes:
     x = jax.random.normal(key, shape, jnp.float32).astype(args.dtype)
-    for name, fn in rows_for(shape).items():
-      results[name].append(time_fwd_bwd(fn, x, key, args.repeats))
+    steps = {name: compile_fwd_bwd(fn, x, key)
+             for name, fn in rows_for(shape).items()}
+    for name, t in time_round_robin(steps, x, key, args.repeats).items():
+      results[name].append(t)
   for name in names:
     cells = []
     for i, t in enumerate(results[name]):
-      cells.append(f"{1e3 * t:.1f} ({t / results['ref: x * 2'][i]:.2f}x)")
+      cells.append(f"{1e3 * t:.1f} ({t / results['ref: x * s'][i]:.2f}x)")
     lines.append(f"| {name} | " + " | ".join(cells) + " |")
   lines += ["", "DropGraph graph branch (alpha 0.2, reduction 4, per example, "
             "training only):", "",

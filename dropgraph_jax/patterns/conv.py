@@ -130,7 +130,7 @@ class ConvPattern:
 
 
 def _canonical_coords(pattern: ConvPattern, height: int, width: int):
-  """q0 = round(T^-1 (p - c) + c) for every map cell p: two (H, W) arrays."""
+  """q0 = round(T^-1 (p - c) + c) for every map cell p: two int32 (H, W)."""
   y, x = jnp.meshgrid(jnp.arange(height, dtype=jnp.float32),
                       jnp.arange(width, dtype=jnp.float32), indexing="ij")
   cy, cx = (height - 1) / 2.0, (width - 1) / 2.0
@@ -146,7 +146,8 @@ def _canonical_coords(pattern: ConvPattern, height: int, width: int):
   # Rotation by theta: screen counter-clockwise with y pointing down.
   rx = cos * dx - sin * dy
   ry = sin * dx + cos * dy
-  return jnp.round(ry + cy), jnp.round(rx + cx)
+  return (jnp.round(ry + cy).astype(jnp.int32),
+          jnp.round(rx + cx).astype(jnp.int32))
 
 
 def _in_tiling(u, size, stride, repeats):
@@ -163,8 +164,9 @@ def dropped_cells(pattern: ConvPattern, height: int, width: int, offset_y,
   ``(H, W, 1)`` and offsets of shape ``(N, 1, 1, M)`` give ``(N, H, W, M)``.
   """
   qy, qx = _canonical_coords(pattern, height, width)
-  u = qy[:, :, None] - jnp.asarray(offset_y, jnp.float32)
-  vv = qx[:, :, None] - jnp.asarray(offset_x, jnp.float32)
+  # Integer arithmetic throughout: mod by the static map size is cheap.
+  u = qy[:, :, None] - jnp.asarray(offset_y, jnp.int32)
+  vv = qx[:, :, None] - jnp.asarray(offset_x, jnp.int32)
   if pattern.placement == "wrap":
     u, vv = jnp.mod(u, height), jnp.mod(vv, width)
   return (_in_tiling(u, pattern.height, pattern.stride_h, pattern.repeats_h) &
