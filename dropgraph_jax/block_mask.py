@@ -118,6 +118,15 @@ def kept_fraction_scale(keep: jax.Array, normalize: str) -> jax.Array:
   return count / jnp.maximum(kept, 1.0)
 
 
+def apply_rescaled(x: jax.Array, keep: jax.Array, normalize: str
+                   ) -> jax.Array:
+  """``x * keep * count / sum(keep)`` (Eq. 1 of AutoDropout, DropBlock's
+  normalisation); ``keep`` broadcasts against ``x``; dtype of ``x``."""
+  scale = kept_fraction_scale(jnp.broadcast_to(keep, x.shape),
+                              normalize).astype(x.dtype)
+  return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+
+
 def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,
                      normalize: Optional[str], clip_block_size: bool, rng: str
                      ) -> Tuple[bool, Optional[float], Tuple[int, int]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Optional
 
 import jax
-import jax.numpy as jnp
 
 from dropgraph_jax import block_mask
 
@@ -49,5 +48,4 @@ def drop_block(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
     return x
   keep = block_mask.sample_keep_mask(key, x.shape, rate, bs, share_channels,
                                      rng, like=x)
-  scale = block_mask.kept_fraction_scale(keep, normalize).astype(x.dtype)
-  return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+  return block_mask.apply_rescaled(x, keep, normalize)

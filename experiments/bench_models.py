@@ -21,9 +21,6 @@ bfloat16): step ratio vs none <= 1.01 drop_path, <= 1.05 drop_block,
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import sys
 import time
 
 import jax
@@ -34,6 +31,8 @@ import optax
 from dropgraph_jax.models import example_shape, get_model, list_sites
 from dropgraph_jax.models.resnet import paper_policy
 from dropgraph_jax.patterns import Policy, RegularizerSpec
+
+import report  # experiments/report.py
 
 
 def policy_for(name: str, sites, block: int) -> Policy:
@@ -119,13 +118,8 @@ def main(argv=None) -> None:
   parser.add_argument("--out", default="")
   args = parser.parse_args(argv)
   dtype = jnp.dtype(args.dtype)
-  dev = jax.devices()[0]
-  lines = [f"# Training step: {args.model}, batch {args.batch}, "
-           f"{args.dtype}", "",
-           f"Machine: {dev.platform}:{dev.device_kind} · {os.cpu_count()} "
-           f"CPUs · jax {jax.__version__}  ",
-           f"Date: {datetime.date.today().isoformat()}  ",
-           f"Command: `python {' '.join(sys.argv)}`", "",
+  lines = report.header(f"Training step: {args.model}, batch {args.batch}, "
+                        f"{args.dtype}") + [
            "| policy | sites | params | step ms (median) | ratio vs none | "
            "ratio vs disout | images/s | compiled peak MiB |",
            "|---|---|---|---|---|---|---|---|"]
@@ -146,12 +140,7 @@ def main(argv=None) -> None:
     lines.append(f"| {name} | {n_sites} | {n_params:,} | {t * 1e3:.1f} | "
                  f"{vs_none} | {vs_disout} | {args.batch / t:.1f} | "
                  f"{peak_mib} |")
-  text = "\n".join(lines)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
+  report.emit(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,6 @@ spatial_dropout and drop_path <= 1.3x, drop_block <= 2x.
 from __future__ import annotations
 
 import argparse
-import datetime
-import functools
-import os
-import platform
-import sys
 import time
 
 import jax
@@ -34,6 +29,7 @@ import numpy as np
 import dropgraph_jax as dg
 from dropgraph_jax.patterns import ConvPattern, conv_pattern_dropout
 
+import report  # experiments/report.py
 
 def _dropgraph_row(rate: float, block: int, shape, **options):
   init_options = {k: v for k, v in options.items() if k != "vertex_gradient"}
@@ -113,12 +109,6 @@ def time_round_robin(steps, x, key, repeats: int):
   return {name: float(np.median(t)) for name, t in times.items()}
 
 
-def machine() -> str:
-  dev = jax.devices()[0]
-  return (f"{platform.node()} · {dev.platform}:{dev.device_kind} · "
-          f"{os.cpu_count()} CPUs · jax {jax.__version__}")
-
-
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--shapes", default="64x28x28x512,64x14x14x1024")
@@ -139,12 +129,9 @@ def main(argv=None) -> None:
 
   names = list(rows_for(shapes[0]))
   key = jax.random.key(0)
-  lines = [
-      f"# Regularizer forward+backward cost ({args.dtype}, rate "
-      f"{args.rate}, block {args.block})", "",
-      f"Machine: {machine()}  ",
-      f"Date: {datetime.date.today().isoformat()}  ",
-      f"Command: `python {' '.join(sys.argv)}`", "",
+  lines = report.header(
+      f"Regularizer forward+backward cost ({args.dtype}, rate {args.rate}, "
+      f"block {args.block})") + [
       "| transform | " + " | ".join(f"{'x'.join(map(str, s))} ms (ratio)"
                                      for s in shapes) + " |",
       "|---|" + "---|" * len(shapes),
@@ -168,12 +155,7 @@ def main(argv=None) -> None:
     cost = dg.partial_graph.graph_cost(shape)
     lines.append(f"| {'x'.join(map(str, shape))} | {cost['vertices']} | "
                  f"{cost['params']:,} | {cost['macs'] / 1e9:.4f} G |")
-  text = "\n".join(lines)
-  print(text)
-  if args.out:
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as f:
-      f.write(text + "\n")
+  report.emit(lines, args.out)
 
 
 if __name__ == "__main__":

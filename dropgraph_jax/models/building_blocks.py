@@ -57,3 +57,12 @@ def check_image(name: str, x, min_size: int, channels: int = None) -> None:
     raise ValueError(f"{name}: expected {channels} input channels, got "
                      f"{x.shape[3]}.")
 
+
+
+def projected_shortcut(x, features: int, strides: int, train: bool, *,
+                       dtype: Any):
+  """Identity, or conv1x1 (stride) + BN when the shape changes (v1 ResNets)."""
+  if x.shape[-1] == features and strides == 1:
+    return x
+  shortcut = conv(features, 1, strides, dtype=dtype, name="proj_conv")(x)
+  return batch_norm(train, dtype=dtype, name="proj_norm")(shortcut)

@@ -23,7 +23,6 @@ import math
 from typing import Any, Optional
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 import dropgraph_jax as dg

@@ -46,13 +46,8 @@ class XBlock(nn.Module):
     y = bb.conv(w, 1, dtype=self.dtype, name="conv3")(y)
     y = site("bn3", bb.batch_norm(train, dtype=self.dtype, name="norm3",
                                   zero_init=True)(y))
-    shortcut = x
-    if x.shape[-1] != w or self.strides != 1:
-      shortcut = bb.conv(w, 1, self.strides, dtype=self.dtype,
-                         name="proj_conv")(x)
-      shortcut = bb.batch_norm(train, dtype=self.dtype,
-                               name="proj_norm")(shortcut)
-    shortcut = site("shortcut", shortcut)
+    shortcut = site("shortcut", bb.projected_shortcut(
+        x, w, self.strides, train, dtype=self.dtype))
     return site("relu3", nn.relu(y + shortcut))
 
 

@@ -41,12 +41,8 @@ class BasicBlock(nn.Module):
     y = bb.conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
     y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2",
                                   zero_init=True)(y))
-    shortcut = x
-    if x.shape[-1] != self.features or self.strides != 1:
-      shortcut = bb.conv(self.features, 1, self.strides, dtype=self.dtype,
-                         name="proj_conv")(x)
-      shortcut = bb.batch_norm(train, dtype=self.dtype,
-                               name="proj_norm")(shortcut)
+    shortcut = bb.projected_shortcut(x, self.features, self.strides, train,
+                                     dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
         spec_override=self._residual_spec(("bn1", "bn2")))
@@ -76,12 +72,8 @@ class Bottleneck(BasicBlock):
     y = bb.conv(out, 1, dtype=self.dtype, name="conv3")(y)
     y = site("bn3", bb.batch_norm(train, dtype=self.dtype, name="norm3",
                                   zero_init=True)(y))
-    shortcut = x
-    if x.shape[-1] != out or self.strides != 1:
-      shortcut = bb.conv(out, 1, self.strides, dtype=self.dtype,
-                         name="proj_conv")(x)
-      shortcut = bb.batch_norm(train, dtype=self.dtype,
-                               name="proj_norm")(shortcut)
+    shortcut = bb.projected_shortcut(x, out, self.strides, train,
+                                     dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
         spec_override=self._residual_spec(("bn1", "bn2", "bn3")))

@@ -217,6 +217,4 @@ def conv_pattern_dropout(x: jax.Array, *, key: Optional[jax.Array],
     return x
   v.check_key(fn, key)
   keep = pattern_keep_mask(key, x.shape, pattern, rng)
-  scale = block_mask.kept_fraction_scale(
-      jnp.broadcast_to(keep, x.shape), normalize).astype(x.dtype)
-  return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+  return block_mask.apply_rescaled(x, keep, normalize)

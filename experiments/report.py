@@ -1,0 +1,29 @@
+"""Header and output file of the benchmark reports in this folder."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+
+import jax
+
+
+def header(title: str) -> list:
+  """Title, machine, date and the exact command, as Markdown lines."""
+  dev = jax.devices()[0]
+  return [f"# {title}", "",
+          f"Machine: {dev.platform}:{dev.device_kind} · {os.cpu_count()} "
+          f"CPUs · jax {jax.__version__}  ",
+          f"Date: {datetime.date.today().isoformat()}  ",
+          f"Command: `python {' '.join(sys.argv)}`", ""]
+
+
+def emit(lines: list, out: str) -> None:
+  """Prints the report and writes it to ``out`` when given."""
+  text = "\n".join(lines)
+  print(text)
+  if out:
+    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+    with open(out, "w") as f:
+      f.write(text + "\n")
