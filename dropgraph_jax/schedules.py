@@ -97,3 +97,22 @@ def get_schedule(name: str, target: float, ramp_steps: int = 1) -> Schedule:
   if name == "constant":
     return constant(target)
   return ramp(target, ramp_steps, name)
+
+
+def progress(ramp_steps: int, shape: str = "linear") -> Schedule:
+  """The ramp's shape alone, from 0 to 1: ``shape(clip(step / ramp_steps))``.
+
+  Models multiply every site's rate by this factor (``rate_factor``), so one
+  schedule ramps all regularizers of a policy together. ``'constant'``
+  gives 1 at every step.
+  """
+  v.check_choice("schedules.progress", "shape", shape, SCHEDULE_NAMES)
+  if not isinstance(ramp_steps, int) or ramp_steps < 1:
+    raise ValueError(f"schedules.progress: ramp_steps must be an int >= 1, "
+                     f"got {ramp_steps!r}.")
+  if shape == "constant":
+    return lambda step: jnp.ones((), jnp.float32)
+  curve = _SHAPES[shape]
+  return lambda step: curve(jnp.clip(
+      jnp.asarray(step, jnp.float32) / ramp_steps, 0.0, 1.0)).astype(
+          jnp.float32)

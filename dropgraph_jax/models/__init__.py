@@ -39,10 +39,17 @@ REGISTRY: Dict[str, tuple] = {
     "wrn28_10": (_p(WideResNet, depth=28, widen=10, num_classes=10), "image",
                  (1, 32, 32, 3)),
     "regnetx_200mf": (RegNetX, "image", (1, 224, 224, 3)),
+    "regnetx_200mf_cifar": (_p(RegNetX, stem=64, stem_stride=1,
+                               strides=(1, 1, 2, 2), num_classes=10),
+                            "image", (1, 32, 32, 3)),
     **{f"efficientnet_b{i}": (_p(EfficientNet, variant=f"b{i}"), "image",
                               (1, 224, 224, 3)) for i in range(8)},
     "transformer_xl_ptb": (_p(TransformerXL, config=TXL_CONFIGS["ptb"]),
                            "tokens", (1, 70)),
+    # The main job's model: 8x8 digits, stages at 8x8 and 4x4.
+    "resnet_digits": (_p(ResNet, stage_sizes=(2, 2), block="basic",
+                         num_classes=10, width=16, stem="cifar"), "image",
+                      (2, 8, 8, 1)),
     # Tiny variants: same code paths, seconds to compile on CPU.
     "resnet_tiny": (_p(ResNet, stage_sizes=(1, 1, 1, 1), block="basic",
                        num_classes=10, width=8, stem="cifar"), "image",

@@ -1,7 +1,10 @@
 """RegNetX (Radosavovic et al. 2020) with named regularization sites.
 
 ``RegNetX-200MF``: stem 32, depths (1, 1, 4, 7), widths (24, 56, 152, 368),
-group width 8, bottleneck ratio 1 (2.7M parameters at 1000 classes). The X
+group width 8, bottleneck ratio 1 (2.7M parameters at 1000 classes).
+``regnetx_200mf_cifar`` is the pytorch-cifar variant the DropGraph paper
+trained on CIFAR: a 64-channel stride-1 stem and stage strides (1, 1, 2, 2),
+so the last stage is 8x8 at 32x32 input. The X
 block is conv1x1-BN-ReLU, grouped conv3x3 (stride)-BN-ReLU, conv1x1-BN, plus
 the (projected) shortcut, then ReLU. Sites of ``stage{s}/block{b}``:
 ``bn1, relu1, bn2, relu2, bn3, relu3, shortcut``. The DropGraph paper uses
@@ -58,18 +61,24 @@ class RegNetX(nn.Module):
   widths: Sequence[int] = REGNETX_200MF["widths"]
   group_width: int = 8
   num_classes: int = 1000
+  stem_stride: int = 2
+  strides: Sequence[int] = (2, 2, 2, 2)
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    bb.check_image(type(self).__name__, x, 2 ** (len(self.depths) + 1))
-    x = bb.conv(self.stem, 3, 2, dtype=self.dtype, name="stem_conv")(
-        x.astype(self.dtype))
+    downsample = self.stem_stride
+    for s in self.strides:
+      downsample *= s
+    bb.check_image(type(self).__name__, x, downsample)
+    x = bb.conv(self.stem, 3, self.stem_stride, dtype=self.dtype,
+                name="stem_conv")(x.astype(self.dtype))
     x = nn.relu(bb.batch_norm(train, dtype=self.dtype, name="stem_norm")(x))
     for s, (depth, width) in enumerate(zip(self.depths, self.widths)):
       for b in range(depth):
-        x = XBlock(width, 2 if b == 0 else 1, self.group_width, self.policy,
+        x = XBlock(width, self.strides[s] if b == 0 else 1, self.group_width,
+                   self.policy,
                    self.dtype, name=f"stage{s + 1}/block{b}")(
                        x, train, rate_factor)
     logits = bb.global_pool_logits(

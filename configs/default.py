@@ -1,0 +1,57 @@
+"""Base config: every field the trainer reads, with neutral defaults.
+
+Experiment configs import this and override what they change. Any field
+can be set on the command line: ``--config.batch_size=256``.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.model = "resnet50_cifar"
+  config.model_kwargs = ml_collections.ConfigDict()
+  config.dtype = "float32"            # compute dtype; params stay float32
+
+  config.dataset = "cifar10"          # 'digits' or a TFDS name
+  config.data_dir = None              # TFDS data_dir (prepared offline)
+  config.eval_split = "test"
+  config.augment = "crop_flip"        # or 'none'
+  config.crop_padding = 4
+
+  config.batch_size = 128
+  config.eval_batch_size = 256
+  config.num_epochs = 300.0
+  config.num_train_steps = 0          # > 0 overrides num_epochs
+
+  config.learning_rate = 0.1
+  config.lr_schedule = "piecewise"    # 'piecewise', 'cosine', 'constant'
+  config.lr_boundaries_epochs = (150, 250)
+  config.lr_decay = 0.1
+  config.momentum = 0.9
+  config.nesterov = False
+  config.weight_decay = 5e-4
+
+  config.regularizer = ml_collections.ConfigDict()
+  config.regularizer.name = "none"    # see train.REGULARIZER_NAMES
+  config.regularizer.rate = 0.1       # rho for Disout / DropGraph
+  config.regularizer.block_size = 3
+  config.regularizer.alpha = 0.2      # DropGraph vertex sampling rate
+  config.regularizer.placement = "paper"  # 'paper' or 'all'
+  config.regularizer.stages = (3, 4)  # 'paper': the last two groups
+  config.regularizer.blocks = ()      # 'paper': only these blocks of the
+                                      # last listed stage (RegNetX)
+  config.regularizer.schedule = "linear"  # ramp of every site's rate
+  config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start
+  config.regularizer.policy_file = ""     # name='policy': a policy JSON
+
+  config.mesh_devices = 0             # 0: every device; n: the first n
+  config.seed = 0
+  config.log_every_steps = 100
+  config.eval_every_epochs = 10.0     # 0 disables evaluation during training
+  config.checkpoint_every_steps = 1000
+  config.keep_checkpoints = 3
+  config.async_checkpointing = True
+  config.preempt_at_step = 0          # testing hook: simulate a kill
+  config.compare_baseline = False     # also train with regularizer 'none'
+  return config

@@ -1,0 +1,352 @@
+"""Training and evaluation of the image classifiers: ``train_and_evaluate``.
+
+One compiled train step (``jax.jit`` with the state donated) over a
+``jax.sharding.Mesh`` of every device with one ``data`` axis: the batch is
+sharded on it, the state replicated. The mesh axis is created with
+``AxisType.Auto`` on purpose: XLA propagates shardings through the model's
+internals (the regularizers themselves are also tested under Explicit
+axes). Multi-host runs call ``jax.distributed.initialize()`` (see main.py);
+each host feeds its slice of the batch. One base key; the key of step s is
+``fold_in(key, s)``. The regularizer ramp (``config.regularizer.schedule``)
+enters the model as a traced ``rate_factor``: no recompilation as it moves.
+
+Checkpoints (orbax, via :mod:`checkpointing`) hold the state and the input
+position; a restarted run resumes from the latest one and ends with exactly
+the parameters of an uninterrupted run (tested).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any, Dict, Optional
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from clu import metric_writers
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dropgraph_jax import checkpointing
+from dropgraph_jax import input_pipeline
+from dropgraph_jax import schedules
+from dropgraph_jax.models import get_model, list_sites
+from dropgraph_jax.models import regnet as regnet_lib
+from dropgraph_jax.models import resnet as resnet_lib
+from dropgraph_jax.patterns import Policy, RegularizerSpec
+
+REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
+                     "disout", "dropgraph", "drop_path", "policy")
+
+
+class Preempted(RuntimeError):
+  """Raised by ``config.preempt_at_step`` to simulate a killed run."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def build_policy(config: ml_collections.ConfigDict, model_name: str,
+                 input_shape) -> Optional[Policy]:
+  """The site -> regularizer map a config asks for.
+
+  ``regularizer.name='policy'`` loads ``regularizer.policy_file`` (e.g. an
+  AutoDropout search result); a library regularizer goes to the papers'
+  placement: ``'paper'`` (every activation and shortcut of the last two
+  stages) or ``'all'`` (every activation and shortcut site).
+  """
+  reg = config.regularizer
+  if reg.name not in REGULARIZER_NAMES:
+    raise ValueError(f"config.regularizer.name must be one of "
+                     f"{list(REGULARIZER_NAMES)}, got {reg.name!r}.")
+  if reg.name == "none":
+    return None
+  sites = list_sites(get_model(model_name, **config.model_kwargs),
+                     input_shape)
+  if reg.name == "policy":
+    return Policy.load(reg.policy_file).validate_sites(sites)
+  options = {"rate": reg.rate}
+  if reg.name in ("drop_block", "disout", "dropgraph"):
+    options["block_size"] = reg.block_size
+  if reg.name == "dropgraph":
+    options["alpha"] = reg.alpha
+  spec = RegularizerSpec(reg.name, options)
+  if reg.placement == "paper" and reg.blocks:
+    # RegNetX in the DropGraph paper: given blocks of the last stage only.
+    return regnet_lib.paper_policy(sites, spec, stage=tuple(reg.stages)[-1],
+                                   blocks=tuple(reg.blocks))
+  if reg.placement == "paper":
+    return resnet_lib.paper_policy(sites, spec, stages=tuple(reg.stages))
+  if reg.placement == "all":
+    return Policy({s: spec for s in sites
+                   if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
+  raise ValueError(f"config.regularizer.placement must be 'paper' or 'all', "
+                   f"got {reg.placement!r}.")
+
+
+def make_optimizer(config, steps_per_epoch: int):
+  """SGD with momentum, decoupled-from-nothing L2 weight decay (as the
+  papers' PyTorch code: added to the gradient) and the config's schedule."""
+  lr = config.learning_rate
+  if config.lr_schedule == "piecewise":
+    boundaries = {int(e * steps_per_epoch): config.lr_decay
+                  for e in config.lr_boundaries_epochs}
+    schedule = optax.piecewise_constant_schedule(lr, boundaries)
+  elif config.lr_schedule == "cosine":
+    schedule = optax.cosine_decay_schedule(lr, config.num_train_steps)
+  elif config.lr_schedule == "constant":
+    schedule = optax.constant_schedule(lr)
+  else:
+    raise ValueError(f"config.lr_schedule must be 'piecewise', 'cosine' or "
+                     f"'constant', got {config.lr_schedule!r}.")
+  tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
+                   optax.sgd(schedule, momentum=config.momentum,
+                             nesterov=config.nesterov))
+  return tx, schedule
+
+
+def _cross_entropy(logits, labels):
+  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def make_steps(model, tx, rate_factor_fn, base_key):
+  def train_step(state: TrainState, batch):
+    key = jax.random.fold_in(base_key, state.step)
+    factor = rate_factor_fn(state.step)
+
+    def loss_fn(params):
+      logits, updates = model.apply(
+          {"params": params, "batch_stats": state.batch_stats},
+          batch["image"], train=True, rate_factor=factor,
+          rngs={"dropout": key}, mutable=["batch_stats"])
+      loss = jnp.mean(_cross_entropy(logits, batch["label"]))
+      return loss, (logits, updates["batch_stats"])
+
+    (loss, (logits, stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = TrainState(state.step + 1,
+                           optax.apply_updates(state.params, updates), stats,
+                           opt_state)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
+    return new_state, {"loss": loss, "accuracy": accuracy,
+                       "rate_factor": factor}
+
+  def eval_step(state: TrainState, batch):
+    logits = model.apply({"params": state.params,
+                          "batch_stats": state.batch_stats}, batch["image"],
+                         train=False)
+    mask = batch["mask"].astype(jnp.float32)
+    top5 = jax.lax.top_k(logits, min(5, logits.shape[-1]))[1]
+    return {"loss": jnp.sum(_cross_entropy(logits, batch["label"]) * mask),
+            "correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) *
+                               mask),
+            "correct5": jnp.sum(jnp.any(top5 == batch["label"][:, None], -1)
+                                * mask),
+            "count": jnp.sum(mask)}
+
+  return train_step, eval_step
+
+
+def _to_global(batch: Dict[str, np.ndarray], sharding) -> Dict[str, jax.Array]:
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}
+
+
+def evaluate(eval_step, state, split, batch_size, sharding) -> Dict[str, float]:
+  totals = None
+  for batch in input_pipeline.eval_batches(split, batch_size):
+    out = eval_step(state, _to_global(batch, sharding))
+    totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
+  totals = jax.device_get(totals)
+  count = float(totals["count"])
+  return {"loss": float(totals["loss"]) / count,
+          "accuracy": float(totals["correct"]) / count,
+          "top5": float(totals["correct5"]) / count}
+
+
+def _devices(config):
+  devices = jax.devices()
+  if config.mesh_devices:
+    if not 0 < config.mesh_devices <= len(devices):
+      raise ValueError(f"config.mesh_devices must be in [1, {len(devices)}], "
+                       f"got {config.mesh_devices}.")
+    devices = devices[:config.mesh_devices]
+  return devices
+
+
+def _check_config(config) -> None:
+  if config.batch_size < 1:
+    raise ValueError(f"config.batch_size must be >= 1, got "
+                     f"{config.batch_size}.")
+  devices = len(_devices(config))
+  for name in ("batch_size", "eval_batch_size"):
+    if getattr(config, name) % devices:
+      raise ValueError(f"config.{name}={getattr(config, name)} is not "
+                       f"divisible by the {devices} devices; use a multiple "
+                       f"of {devices}.")
+
+
+def _writable(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"workdir {workdir!r} is not writable ({e}).") from None
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> Dict[str, Any]:
+  """Trains ``config.model`` on ``config.dataset``; returns final metrics.
+
+  Writes TensorBoard summaries and ``log.txt`` (clu writers), checkpoints
+  under ``workdir/checkpoints`` and the final metrics to
+  ``workdir/results.json``.
+  """
+  start_time = time.time()
+  _check_config(config)
+  _writable(workdir)
+  train_split = input_pipeline.load_split(config.dataset, "train",
+                                          config.data_dir, config.seed)
+  test_split = input_pipeline.load_split(config.dataset, config.eval_split,
+                                         config.data_dir, config.seed)
+  input_shape = (1,) + tuple(train_split.image_shape)
+  steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
+  total_steps = config.num_train_steps or int(config.num_epochs *
+                                              steps_per_epoch)
+  config.unlock()
+  config.num_train_steps = total_steps
+  config.lock()
+
+  policy = build_policy(config, config.model, input_shape)
+  model = get_model(config.model, policy=policy,
+                    dtype=jnp.dtype(config.dtype), **config.model_kwargs)
+  mesh = jax.sharding.Mesh(np.array(_devices(config)), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+  data_sharding = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+
+  tx, lr_schedule = make_optimizer(config, steps_per_epoch)
+  ramp = max(1, int(config.regularizer.ramp_epochs * steps_per_epoch))
+  rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
+  base_key = jax.random.key(config.seed)
+
+  def init(key):
+    variables = model.init({"params": key, "dropout": key},
+                           jnp.zeros(input_shape, jnp.float32), train=False)
+    return TrainState(jnp.zeros((), jnp.int32), variables["params"],
+                      variables.get("batch_stats", {}),
+                      tx.init(variables["params"]))
+
+  state = jax.jit(init, out_shardings=replicated)(
+      jax.random.fold_in(base_key, -1 % 2**31))
+  dataset = input_pipeline.train_dataset(
+      train_split, global_batch=config.batch_size, seed=config.seed,
+      augment=config.augment, pad=config.crop_padding)
+  iterator = iter(dataset.to_iter_dataset())
+
+  mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
+                               save_every=config.checkpoint_every_steps,
+                               keep=config.keep_checkpoints,
+                               async_save=config.async_checkpointing)
+  restored = checkpointing.restore_latest(mngr, state)
+  start_step = 0
+  if restored is not None:
+    start_step, state, data_state = restored
+    iterator.set_state(data_state)
+    logging.info("Resumed from step %d.", start_step)
+
+  train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key)
+  train_step = jax.jit(train_step, in_shardings=(replicated, data_sharding),
+                       out_shardings=(replicated, replicated),
+                       donate_argnums=0)
+  eval_step = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
+                      out_shardings=replicated)
+
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  log_path = os.path.join(workdir, "log.txt")
+  log_file = open(log_path, "a") if jax.process_index() == 0 else None
+  bar = None
+  if sys.stderr.isatty() and jax.process_index() == 0:
+    from tqdm import tqdm
+    bar = tqdm(total=total_steps, initial=start_step, desc="train")
+
+  def log(step, scalars):
+    writer.write_scalars(step, scalars)
+    if log_file:
+      log_file.write(json.dumps({"step": step, **scalars}) + "\n")
+      log_file.flush()
+
+  history = []
+  tick, tick_step = time.time(), start_step
+  eval_every = config.eval_every_epochs and int(
+      config.eval_every_epochs * steps_per_epoch)
+  try:
+    for step in range(start_step, total_steps):
+      batch = _to_global(next(iterator), data_sharding)
+      state, metrics = train_step(state, batch)
+      history.append(metrics)
+      done = step + 1
+      if done % config.log_every_steps == 0 or done == total_steps:
+        means = {f"train/{k}": float(np.mean([jax.device_get(m[k])
+                                              for m in history]))
+                 for k in history[0]}
+        elapsed = time.time() - tick
+        means["train/images_per_sec"] = (
+            (done - tick_step) * config.batch_size / max(elapsed, 1e-9))
+        means["train/learning_rate"] = float(lr_schedule(done))
+        means["train/regularizer_rate_factor"] = means.pop(
+            "train/rate_factor")
+        log(done, means)
+        history, tick, tick_step = [], time.time(), done
+      checkpointing.save(mngr, done, state, iterator.get_state())
+      if eval_every and done % eval_every == 0 and done != total_steps:
+        scores = evaluate(eval_step, state, test_split,
+                          config.eval_batch_size, data_sharding)
+        log(done, {f"eval/{k}": val for k, val in scores.items()})
+      if bar:
+        bar.update(1)
+      if config.preempt_at_step and done == config.preempt_at_step:
+        mngr.wait_until_finished()
+        raise Preempted(f"simulated preemption after step {done}")
+    checkpointing.save(mngr, total_steps, state, iterator.get_state(),
+                       force=mngr.latest_step() != total_steps)
+    mngr.wait_until_finished()
+  finally:
+    if bar:
+      bar.close()
+    mngr.close()
+  scores = evaluate(eval_step, state, test_split, config.eval_batch_size,
+                    data_sharding)
+  log(total_steps, {f"eval/{k}": val for k, val in scores.items()})
+  writer.flush()
+  if log_file:
+    log_file.close()
+  results = {"model": config.model, "dataset": config.dataset,
+             "regularizer": config.regularizer.name,
+             "policy_sites": 0 if policy is None else len(policy),
+             "steps": total_steps, "test_loss": scores["loss"],
+             "test_accuracy": scores["accuracy"], "test_top5": scores["top5"],
+             "wall_time_s": time.time() - start_time,
+             "devices": mesh.size,
+             "backend": jax.default_backend()}
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
+  results["state"] = state
+  return results

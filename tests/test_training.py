@@ -1,0 +1,195 @@
+"""Training loop, configs, checkpoints (issue: training and evaluation)."""
+
+import glob
+import importlib
+import json
+import os
+import stat
+
+import jax
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from configs import default, digits
+from dropgraph_jax import checkpointing, train
+from dropgraph_jax.models import REGISTRY
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _digits_config(**overrides):
+  config = digits.get_config()
+  config.num_train_steps = 12
+  config.log_every_steps = 4
+  config.eval_every_epochs = 0.0
+  config.checkpoint_every_steps = 4
+  config.async_checkpointing = False
+  config.batch_size = 16
+  config.eval_batch_size = 64
+  config.regularizer.ramp_epochs = 0.5
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return config
+
+
+def _params_equal(a, b):
+  return all(jax.tree.leaves(jax.tree.map(
+      lambda x, y: bool(np.array_equal(np.asarray(x), np.asarray(y))), a,
+      b)))
+
+
+def test_a_few_steps_on_digits_writes_results_logs_and_checkpoints(tmp_path):
+  results = train.train_and_evaluate(_digits_config(), str(tmp_path))
+  assert results["steps"] == 12 and results["policy_sites"] == 6
+  assert 0.0 <= results["test_accuracy"] <= 1.0
+  saved = json.loads((tmp_path / "results.json").read_text())
+  assert saved["test_accuracy"] == results["test_accuracy"]
+  lines = [json.loads(l) for l in (tmp_path / "log.txt").read_text().splitlines()]
+  assert [l["step"] for l in lines if "train/loss" in l] == [4, 8, 12]
+  assert {"train/learning_rate", "train/regularizer_rate_factor",
+          "train/images_per_sec"} <= set(lines[0])
+  assert glob.glob(str(tmp_path / "events.out.tfevents.*"))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "4", "8"]
+
+
+def test_a_few_steps_on_tfds_mock_cifar10(tmp_path):
+  config = default.get_config()
+  config.model = "resnet_tiny"
+  config.dataset = "cifar10"
+  config.regularizer.name = "drop_block"
+  config.regularizer.stages = (3, 4)
+  config.regularizer.block_size = 1
+  config.batch_size = 8
+  config.eval_batch_size = 8
+  config.num_train_steps = 3
+  config.log_every_steps = 1
+  config.eval_every_epochs = 0.0
+  config.checkpoint_every_steps = 3
+  config.async_checkpointing = False
+  with tfds.testing.mock_data(num_examples=32):
+    results = train.train_and_evaluate(config, str(tmp_path))
+  assert results["steps"] == 3 and results["policy_sites"] > 0
+  assert np.isfinite(results["test_loss"])
+
+
+def test_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
+  straight = train.train_and_evaluate(_digits_config(),
+                                      str(tmp_path / "straight"))
+  killed = str(tmp_path / "killed")
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(_digits_config(preempt_at_step=6), killed)
+  # Killed after step 6: the latest checkpoint is step 4; steps 5-6 redone.
+  assert max(int(s) for s in os.listdir(os.path.join(killed,
+                                                     "checkpoints"))) == 4
+  resumed = train.train_and_evaluate(_digits_config(), killed)
+  assert _params_equal(straight["state"].params, resumed["state"].params)
+  assert _params_equal(straight["state"].batch_stats,
+                       resumed["state"].batch_stats)
+  assert straight["test_accuracy"] == resumed["test_accuracy"]
+
+
+def test_eight_devices_match_one_device(tmp_path):
+  assert jax.device_count() == 8
+  one = train.train_and_evaluate(_digits_config(mesh_devices=1,
+                                                num_train_steps=6),
+                                 str(tmp_path / "one"))
+  eight = train.train_and_evaluate(_digits_config(mesh_devices=8,
+                                                  num_train_steps=6),
+                                   str(tmp_path / "eight"))
+  assert eight["devices"] == 8 and one["devices"] == 1
+  np.testing.assert_allclose(eight["test_loss"], one["test_loss"],
+                             rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(one["state"].params),
+                  jax.tree.leaves(eight["state"].params)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4,
+                               atol=2e-5)
+
+
+def _all_configs():
+  out = []
+  for path in sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))):
+    name = os.path.basename(path)[:-3]
+    if name.startswith("_"):
+      continue
+    module = importlib.import_module(f"configs.{name}")
+    args = getattr(module, "REGULARIZERS", (None,))
+    for arg in args:
+      out.append((name, arg, module.get_config(arg) if arg else
+                  module.get_config()))
+  return out
+
+
+def test_every_config_parses_and_names_existing_models_and_regularizers():
+  configs = _all_configs()
+  assert len(configs) >= 8
+  for name, arg, config in configs:
+    assert config.model in REGISTRY, (name, arg)
+    assert config.regularizer.name in train.REGULARIZER_NAMES, (name, arg)
+    assert config.regularizer.schedule in ("constant", "linear", "f1", "f2",
+                                           "f3", "f4", "f5")
+  with pytest.raises(ValueError, match="regularizer must be one of"):
+    importlib.import_module("configs.cifar_resnet50").get_config("cutout")
+
+
+def test_bad_input_errors(tmp_path):
+  with pytest.raises(ValueError, match="not divisible by the 8 devices"):
+    train.train_and_evaluate(_digits_config(batch_size=12), str(tmp_path))
+  with pytest.raises(ValueError, match="regularizer.name must be one of"):
+    train.train_and_evaluate(_digits_config(**{"regularizer.name": "cutout"}),
+                             str(tmp_path))
+  config = default.get_config()
+  config.dataset = "no_such_dataset_xyz"
+  with pytest.raises(ValueError, match="is not available.*--config.data_dir"):
+    train.train_and_evaluate(config, str(tmp_path))
+  locked = tmp_path / "locked"
+  locked.mkdir()
+  locked.chmod(stat.S_IRUSR | stat.S_IXUSR)
+  if os.access(str(locked), os.W_OK):  # root ignores permissions
+    locked = tmp_path / "afile"
+    locked.write_text("not a directory")
+  with pytest.raises(ValueError, match="is not writable"):
+    train.train_and_evaluate(_digits_config(), str(locked / "run"))
+  with pytest.raises(Exception, match="batch_size"):
+    _digits_config().batch_size = "many"  # typed, locked ConfigDict
+
+
+def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(_digits_config(preempt_at_step=5), str(tmp_path))
+  ckpt = tmp_path / "checkpoints" / "4"
+  files = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size]
+  for path in files:
+    path.write_bytes(b"garbage")
+  with pytest.raises(checkpointing.CorruptCheckpointError,
+                     match=f"checkpoint {ckpt} exists but cannot be restored"):
+    train.train_and_evaluate(_digits_config(), str(tmp_path))
+  assert "4" in os.listdir(tmp_path / "checkpoints")
+  assert all(p.read_bytes() == b"garbage" for p in files)
+
+
+def test_image_folder_input(tmp_path):
+  from PIL import Image
+
+  from dropgraph_jax import input_pipeline
+  rng = np.random.default_rng(0)
+  for split, count in (("train", 3), ("test", 2)):
+    for cls in ("cat", "ant"):
+      folder = tmp_path / split / cls
+      folder.mkdir(parents=True)
+      for i in range(count):
+        pixels = rng.integers(0, 255, (6, 5, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i}.png")
+  data = input_pipeline.load_split(f"folder:{tmp_path}", "train")
+  assert data.num_examples == 6 and data.num_classes == 2
+  assert tuple(data.image_shape) == (6, 5, 3)
+  assert [data.source[i]["label"] for i in range(6)] == [0, 0, 0, 1, 1, 1]
+  batch = next(iter(input_pipeline.train_dataset(
+      data, global_batch=4, seed=0).to_iter_dataset()))
+  assert batch["image"].shape == (4, 6, 5, 3)
+  with pytest.raises(ValueError, match="does not exist"):
+    input_pipeline.load_split(f"folder:{tmp_path}", "validation")
