@@ -21,6 +21,7 @@ bfloat16): step ratio vs none <= 1.01 drop_path, <= 1.05 drop_block,
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 import jax
@@ -28,11 +29,34 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dropgraph_jax.models import example_shape, get_model, list_sites
-from dropgraph_jax.models.resnet import paper_policy
-from dropgraph_jax.patterns import Policy, RegularizerSpec
+from dropgraph_jax.models import (example_shape, get_model, list_sites,
+                                  model_kind)
+from dropgraph_jax.models.transformer_xl import variational_policy
+from dropgraph_jax.patterns import Policy, RegularizerSpec, TransformerPattern
 
 import report  # experiments/report.py
+
+
+def placement(sites) -> list:
+  """The sites a block-structured regularizer goes to, per model family.
+
+  ResNet / RegNet: every activation and shortcut of the last two stages
+  (the DropGraph / Disout placement); WRN (pre-activation, no activation
+  sites): its batch-norm sites and shortcuts of the last two stages;
+  EfficientNet: the batch-norm sites of the second half of the blocks.
+  """
+  stages = sorted({int(s[5]) for s in sites if s.startswith("stage")})
+  if stages:
+    last = {f"stage{i}/" for i in stages[-2:]}
+    labels = r"relu\d|shortcut" if any("/relu" in s for s in sites) else (
+        r"bn\d|shortcut")
+    return [s for s in sites if s[:7] in last and re.search(
+        rf"/({labels})$", s)]
+  blocks = sorted({int(s.split("/")[0][5:]) for s in sites
+                   if s.startswith("block")})
+  half = blocks[len(blocks) // 2] if blocks else 0
+  return [s for s in sites if s.startswith("block") and
+          int(s.split("/")[0][5:]) >= half and "/bn_" in s]
 
 
 def policy_for(name: str, sites, block: int) -> Policy:
@@ -40,18 +64,27 @@ def policy_for(name: str, sites, block: int) -> Policy:
     return Policy({})
   if name == "drop_path":
     return Policy({s: RegularizerSpec("drop_path", {"rate": 0.1})
-                   for s in sites if s.endswith("/shortcut")})
+                   for s in sites if s.endswith(("/shortcut", "/residual"))
+                   and not s.startswith("layer")})
+  if name == "variational":
+    return variational_policy(sites)
+  if name == "transformer_pattern":
+    return Policy({s: TransformerPattern(size=2, stride=1, share_t=True,
+                                         rate=0.1)
+                   for s in sites if s.startswith("layer")})
   options = {"rate": 0.1, "block_size": block}
   if name == "dropgraph":
     options["alpha"] = 0.2
-  return paper_policy(sites, RegularizerSpec(name, options))
+  spec = RegularizerSpec(name, options)
+  return Policy({s: spec for s in placement(sites)})
 
 
 def make_step(model, tx):
   def loss_fn(params, state, x, y, key):
-    logits, new_state = model.apply(
+    out, new_state = model.apply(
         {"params": params, **state}, x, train=True, rngs={"dropout": key},
         mutable=list(state))
+    logits = out[0] if isinstance(out, tuple) else out  # LM: (logits, mems)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
     return loss, new_state
 
@@ -70,11 +103,18 @@ class Runner:
   def __init__(self, model_name: str, policy_name: str, batch: int, dtype,
                block: int):
     shape = (batch,) + example_shape(model_name)[1:]
-    sites = list_sites(get_model(model_name), shape)
+    tokens = model_kind(model_name) == "tokens"
+    sites = list_sites(get_model(model_name), shape,
+                       dtype=jnp.int32 if tokens else jnp.float32)
     policy = policy_for(policy_name, sites, block)
     model = get_model(model_name, policy=policy, dtype=dtype)
-    self.x = jax.random.normal(jax.random.key(0), shape)
-    self.y = jnp.arange(batch) % 10
+    if tokens:
+      vocab = model.config.vocab_size
+      self.x = jax.random.randint(jax.random.key(0), shape, 0, vocab)
+      self.y = jnp.roll(self.x, -1, axis=1)
+    else:
+      self.x = jax.random.normal(jax.random.key(0), shape)
+      self.y = jnp.arange(batch) % 10
     variables = model.init({"params": jax.random.key(1),
                             "dropout": jax.random.key(2)}, self.x,
                            train=False)
