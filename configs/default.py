@@ -18,6 +18,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_split = "test"
   config.augment = "crop_flip"        # or 'none'
   config.crop_padding = 4
+  config.input_threads = 8            # grain worker threads
+  config.prefetch_batches = 16        # batches prepared ahead of the step
 
   config.batch_size = 128
   config.eval_batch_size = 256

@@ -25,6 +25,7 @@ import time
 from typing import Any, Dict, Optional
 
 import flax
+import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -257,7 +258,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   dataset = input_pipeline.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
       augment=config.augment, pad=config.crop_padding)
-  iterator = iter(dataset.to_iter_dataset())
+  iterator = iter(dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=config.input_threads,
+      prefetch_buffer_size=config.prefetch_batches)))
 
   mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
                                save_every=config.checkpoint_every_steps,
