@@ -223,3 +223,27 @@ def test_bad_input_errors():
     txl.init(jax.random.key(0), jnp.zeros((1, 65), jnp.int32), train=False)
   with pytest.raises(ValueError, match="tokens must be integer"):
     txl.init(jax.random.key(0), jnp.zeros((1, 5)), train=False)
+
+
+def test_residual_pattern_also_covers_the_shortcut_unless_named():
+  x, _ = _inputs("resnet_tiny")
+  pattern = ConvPattern(height=3, width=3, share_c=False)
+
+  def train_out(policy):
+    model = get_model("resnet_tiny", policy=policy)
+    variables = model.init(jax.random.key(1), x, train=False)
+    return np.asarray(_apply(model, variables, x, True, jax.random.key(5))[0])
+
+  site = "stage1/block0/bn1"
+  plain = train_out(Policy({site: pattern}))
+  residual = train_out(Policy({site: dataclasses.replace(pattern,
+                                                          residual=True)}))
+  assert not np.allclose(plain, residual)
+  # An explicit spec at the shortcut wins over the block's residual pattern.
+  explicit = {site: pattern,
+              "stage1/block0/shortcut": RegularizerSpec("dropout",
+                                                        {"rate": 0.0})}
+  with_residual = dict(explicit)
+  with_residual[site] = dataclasses.replace(pattern, residual=True)
+  np.testing.assert_array_equal(train_out(Policy(explicit)),
+                                train_out(Policy(with_residual)))

@@ -94,12 +94,10 @@ class MBConv(nn.Module):
     y = bb.conv(self.features, 1, dtype=self.dtype, name="project_conv")(y)
     y = site("bn_project", _bn(train, self.dtype, "project_norm")(y))
     if self.strides == 1 and cin == self.features:
-      override = None
-      if self.policy is None or self.policy.get(
-          "/".join(self.path + ("residual",))) is None:
-        override = residual_pattern(self.policy, self.path, labels)
-      y = Site(self.policy, name="residual")(y, train, rate_factor,
-                                             spec_override=override)
+      y = Site(self.policy, name="residual")(
+          y, train, rate_factor,
+          spec_override=residual_pattern(self.policy, self.path, labels,
+                                         "residual"))
       if train and self.drop_path_rate > 0:
         y = dg.drop_path(y, key=self.make_rng("dropout"),
                          rate=self.drop_path_rate, train=True)

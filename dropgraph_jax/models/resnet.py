@@ -45,14 +45,9 @@ class BasicBlock(nn.Module):
                                      dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
-        spec_override=self._residual_spec(("bn1", "bn2")))
+        spec_override=residual_pattern(self.policy, self.path, ("bn1", "bn2"),
+                                       "shortcut"))
     return site("relu2", nn.relu(y + shortcut))
-
-  def _residual_spec(self, labels):
-    if self.policy is not None and self.policy.get(
-        "/".join(self.path + ("shortcut",))) is not None:
-      return None
-    return residual_pattern(self.policy, self.path, labels)
 
 
 class Bottleneck(BasicBlock):
@@ -76,7 +71,8 @@ class Bottleneck(BasicBlock):
                                      dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
-        spec_override=self._residual_spec(("bn1", "bn2", "bn3")))
+        spec_override=residual_pattern(self.policy, self.path,
+                                       ("bn1", "bn2", "bn3"), "shortcut"))
     return site("relu3", nn.relu(y + shortcut))
 
 

@@ -69,14 +69,17 @@ class Site(nn.Module):
 
 
 def residual_pattern(policy: Optional[Policy], block_path: Sequence[str],
-                     site_labels: Sequence[str]) -> Optional[ConvPattern]:
-  """The first ConvPattern with ``residual=True`` among a block's sites.
+                     site_labels: Sequence[str], residual_label: str
+                     ) -> Optional[ConvPattern]:
+  """The pattern a block applies at its residual site ``residual_label``.
 
   AutoDropout lets the controller decide whether a block's pattern also
-  applies to the residual branch; blocks apply the returned pattern at
-  their shortcut site when the policy has no explicit spec there.
+  applies to the residual branch: this returns the first ConvPattern with
+  ``residual=True`` among the block's ``site_labels``, unless the policy
+  names the residual site itself (then that spec wins and this is None).
   """
-  if policy is None:
+  if policy is None or policy.get(
+      "/".join(tuple(block_path) + (residual_label,))) is not None:
     return None
   for label in site_labels:
     spec = policy.get("/".join(tuple(block_path) + (label,)))

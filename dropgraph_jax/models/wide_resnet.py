@@ -38,12 +38,10 @@ class WideBlock(nn.Module):
     if x.shape[-1] != self.features or self.strides != 1:
       shortcut = bb.conv(self.features, 1, self.strides, dtype=self.dtype,
                          name="proj_conv")(pre)
-    override = None
-    if self.policy is None or self.policy.get(
-        "/".join(self.path + ("shortcut",))) is None:
-      override = residual_pattern(self.policy, self.path, ("bn1", "bn2"))
     shortcut = Site(self.policy, name="shortcut")(
-        shortcut, train, rate_factor, spec_override=override)
+        shortcut, train, rate_factor,
+        spec_override=residual_pattern(self.policy, self.path,
+                                       ("bn1", "bn2"), "shortcut"))
     return y + shortcut
 
 
