@@ -129,11 +129,11 @@ def apply_rescaled(x: jax.Array, keep: jax.Array, normalize: str
 
 def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,
                      normalize: Optional[str], clip_block_size: bool, rng: str
-                     ) -> Tuple[bool, Optional[float], Tuple[int, int]]:
+                     ) -> Tuple[bool, Tuple[int, int]]:
   """Validation shared by the block-masked regularizers (NHWC input).
 
-  Returns ``(active, static_rate, (bh, bw))``; ``active`` is False when the
-  call must return ``x`` unchanged (eval mode or a static zero rate).
+  Returns ``(active, (bh, bw))``; ``active`` is False when the call must
+  return ``x`` unchanged (eval mode or a static zero rate).
   """
   train = v.check_train(fn, train)
   v.check_floating(fn, x)
@@ -147,4 +147,4 @@ def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,
   active = train and static_rate != 0.0
   if active:
     v.check_key(fn, key)
-  return active, static_rate, bs
+  return active, bs

@@ -68,7 +68,7 @@ def disout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   Returns:
     Array of the shape and dtype of ``x``.
   """
-  active, _, bs = block_mask.check_block_args(
+  active, bs = block_mask.check_block_args(
       "disout", x, key, rate, train, block_size, normalize, clip_block_size,
       rng)
   if not active:

@@ -41,7 +41,7 @@ def drop_block(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   Returns:
     Array of the shape and dtype of ``x``.
   """
-  active, _, bs = block_mask.check_block_args(
+  active, bs = block_mask.check_block_args(
       "drop_block", x, key, rate, train, block_size, normalize,
       clip_block_size, rng)
   if not active:

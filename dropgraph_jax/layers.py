@@ -16,7 +16,7 @@ so such a layer needs no ``'dropout'`` rng at all.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
@@ -39,7 +39,9 @@ class _Regularizer(nn.Module):
   rng_collection: str = "dropout"
   rng: str = "hash"
 
-  _fn: Callable[..., jax.Array] = None  # set by subclasses (class attribute)
+  # The pure function each subclass wraps: a plain class attribute (no
+  # annotation), so it is not a module field / constructor argument.
+  _fn = None
 
   def _options(self) -> Dict[str, Any]:
     return {}

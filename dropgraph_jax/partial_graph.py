@@ -339,7 +339,7 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
     and dtype as ``x``.
   """
   fn = "dropgraph"
-  active, _, bs = block_mask.check_block_args(
+  active, bs = block_mask.check_block_args(
       fn, x, key, rate, train, block_size, None, clip_block_size, rng)
   _, h, w, c = x.shape
   k = num_vertices(fn, alpha, h, w)

@@ -46,6 +46,11 @@ REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
                      "disout", "dropgraph", "drop_path", "policy")
 
 
+# fold_in index of the initialisation key: a stream no training step uses
+# (step keys are fold_in(key, step) with step < 2**31 - 1).
+INIT_STREAM = 2**31 - 1
+
+
 class Preempted(RuntimeError):
   """Raised by ``config.preempt_at_step`` to simulate a killed run."""
 
@@ -97,8 +102,8 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
 
 
 def make_optimizer(config, steps_per_epoch: int):
-  """SGD with momentum, decoupled-from-nothing L2 weight decay (as the
-  papers' PyTorch code: added to the gradient) and the config's schedule."""
+  """SGD with momentum, L2 weight decay added to the gradient (as PyTorch's
+  SGD in the papers' code), and the config's learning-rate schedule."""
   lr = config.learning_rate
   if config.lr_schedule == "piecewise":
     boundaries = {int(e * steps_per_epoch): config.lr_decay
@@ -254,7 +259,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                       tx.init(variables["params"]))
 
   state = jax.jit(init, out_shardings=replicated)(
-      jax.random.fold_in(base_key, -1 % 2**31))
+      jax.random.fold_in(base_key, INIT_STREAM))
   dataset = input_pipeline.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
       augment=config.augment, pad=config.crop_padding)
