@@ -90,3 +90,17 @@ def test_drop_path_rows_all_zero_or_scaled_and_mean_kept():
   assert (row_dropped | row_scaled).all()
   assert abs(row_dropped.mean() - rate) < _tol(rate, 4096)
   assert abs(y.mean() - 1.0) < _tol(rate, 4096) / (1 - rate)
+
+
+@pytest.mark.parametrize("fn,shape,decisions", [
+    (dg.spatial_dropout, (256, 4, 4, 64), 256 * 64),
+    (dg.variational_dropout, (256, 10, 64), 256 * 64),
+    (dg.word_dropout, (256, 64, 8), 256 * 64),
+])
+def test_structured_dropout_keeps_the_mean(fn, shape, decisions):
+  rate = 0.3
+  y = np.asarray(fn(jnp.ones(shape), key=jax.random.key(6), rate=rate,
+                    train=True))
+  # mean(y) = kept fraction / (1 - rate): error of one fraction estimate,
+  # scaled by 1 / (1 - rate), 5 standard errors.
+  assert abs(y.mean() - 1.0) < _tol(rate, decisions) / (1 - rate)

@@ -336,3 +336,13 @@ def test_show_tool_renders_pngs(tmp_path):
   bad.write_text('{"format": "dropgraph_jax.policy", "version": 1, '
                  '"sites": {"s": {"kind": "conv_pattern", "height": -2}}}')
   assert show.main([str(bad), "--out", str(out)]) == 2
+
+
+def test_transformer_pattern_rescaling_keeps_the_mean():
+  # Eq. 1 with normalize='batch': Size(m) / Sum(m) makes the mean exact.
+  x = jnp.ones((8, 24, 16))
+  y = np.asarray(transformer_pattern_dropout(
+      x, key=jax.random.key(0), train=True,
+      pattern=TransformerPattern(size=3, stride=1, share_t=True, rate=0.4)))
+  assert (y == 0).any()
+  np.testing.assert_allclose(y.mean(), 1.0, rtol=1e-5)
