@@ -13,8 +13,26 @@ Sources (``config.dataset``):
   ``tfds.testing.mock_data``). A missing dataset raises ``ValueError``
   saying how to prepare it or how to point at a local copy.
 
+Augmentation (``config.augment``):
+
+* ``'crop_flip'``: CIFAR's random 32x32 crop of the 4-pixel padded image and
+  a horizontal flip with probability 0.5 (vectorised over the batch).
+* ``'inception_crop_flip'``: ImageNet's training crop (He et al. 2016;
+  Szegedy et al. 2015): a random rectangle covering a uniform fraction in
+  [0.08, 1] of the image with aspect ratio log-uniform in [3/4, 4/3]
+  (10 tries, then the central crop), resized bilinearly to
+  ``image_size``, then flipped with probability 0.5.
+* ``'none'``.
+
+Evaluation images, and training images with ``'crop_flip'``/``'none'``
+when ``image_size`` is set, are resized so that the shorter side is
+``image_size / 0.875`` (256 for 224) and centre-cropped to ``image_size``
+(the DropGraph appendix B.1 ImageNet protocol). Variable-size sources
+(TFDS ``imagenet2012``) need ``image_size``; records are then cropped one by
+one before batching.
+
 The training stream is ``source -> shuffle(seed) -> repeat -> slice for this
-host -> random augmentation (per-record seed) -> batch``, a grain
+host -> [per-record crop] -> batch -> random augmentation (per-batch seed)``, a grain
 ``MapDataset``: the batch at step s is a pure function of (seed, s), and the
 iterator's state (``get_state()``, a small dict) is saved in every
 checkpoint, so a resumed run sees exactly the batches an uninterrupted run
@@ -78,9 +96,15 @@ def _digits(split: str, seed: int = 0) -> Split:
                10, mean, std)
 
 
+# Eval resize: shorter side = image_size / CENTER_CROP_FRACTION.
+CENTER_CROP_FRACTION = 0.875
+AUGMENTATIONS = ("crop_flip", "inception_crop_flip", "none")
+
+
 def _tfds(name: str, split: str, data_dir: Optional[str]) -> Split:
   import tensorflow_datasets as tfds
   try:
+    data_dir = data_dir or None
     builder = tfds.builder(name, data_dir=data_dir)
     source = tfds.data_source(name, split=split, data_dir=data_dir)
   except Exception as e:  # TFDS raises several kinds for a missing dataset.
@@ -134,14 +158,80 @@ def _folder(root: str, split: str) -> Split:
 
 
 def load_split(dataset: str, split: str, data_dir: Optional[str] = None,
-               seed: int = 0) -> Split:
+               seed: int = 0, image_size: int = 0) -> Split:
+  """The split, with ``image_shape`` after cropping to ``image_size``."""
   if dataset.startswith("folder:"):
-    return _folder(dataset[len("folder:"):], split)
-  if dataset == "digits":
+    data = _folder(dataset[len("folder:"):], split)
+  elif dataset == "digits":
     if split not in ("train", "test"):
       raise ValueError(f"digits has splits 'train' and 'test', got {split!r}.")
-    return _digits(split, seed)
-  return _tfds(dataset, split, data_dir)
+    data = _digits(split, seed)
+  else:
+    data = _tfds(dataset, split, data_dir)
+  if image_size:
+    if image_size < 1:
+      raise ValueError(f"image_size must be >= 0, got {image_size}.")
+    data.image_shape = (image_size, image_size, data.image_shape[-1])
+  elif None in tuple(data.image_shape):
+    raise ValueError(
+        f"dataset {dataset!r} has images of varying size "
+        f"{tuple(data.image_shape)}; set --config.image_size (e.g. 224).")
+  return data
+
+
+def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+  """Bilinear resize of one ``(h, w, c)`` uint8 or float image."""
+  from PIL import Image
+  if image.shape[:2] == (height, width):
+    return image
+  if image.dtype == np.uint8 and image.shape[-1] in (1, 3):
+    pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    out = np.asarray(pil.resize((width, height), Image.BILINEAR))
+    return out.reshape(height, width, image.shape[-1])
+  chans = [np.asarray(Image.fromarray(image[..., c].astype(np.float32)).resize(
+      (width, height), Image.BILINEAR)) for c in range(image.shape[-1])]
+  return np.stack(chans, -1).astype(image.dtype)
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+  """Resize the shorter side to ``size / 0.875``, then the central
+  ``size x size`` window: ``(h, w, c) -> (size, size, c)``."""
+  h, w = image.shape[:2]
+  short = int(round(size / CENTER_CROP_FRACTION))
+  scale = short / min(h, w)
+  nh, nw = max(size, int(round(h * scale))), max(size, int(round(w * scale)))
+  image = _resize(image, nh, nw)
+  top, left = (nh - size) // 2, (nw - size) // 2
+  return image[top:top + size, left:left + size]
+
+
+def inception_crop(image: np.ndarray, size: int, rng: np.random.Generator,
+                   area=(0.08, 1.0), ratio=(3 / 4, 4 / 3), tries: int = 10
+                   ) -> np.ndarray:
+  """Random-size, random-aspect crop resized to ``(size, size, c)``."""
+  h, w = image.shape[:2]
+  for _ in range(tries):
+    target = rng.uniform(*area) * h * w
+    aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+    cw = int(round(np.sqrt(target * aspect)))
+    ch = int(round(np.sqrt(target / aspect)))
+    if 0 < cw <= w and 0 < ch <= h:
+      top = int(rng.integers(0, h - ch + 1))
+      left = int(rng.integers(0, w - cw + 1))
+      return _resize(image[top:top + ch, left:left + cw], size, size)
+  return center_crop(image, size)
+
+
+def _crop_record(record: Dict[str, Any], size: int, augment: str,
+                 rng: Optional[np.random.Generator]) -> Dict[str, Any]:
+  image = np.asarray(record["image"])
+  if image.ndim == 2:
+    image = image[..., None]
+  if rng is not None and augment == "inception_crop_flip":
+    image = inception_crop(image, size, rng)
+  else:
+    image = center_crop(image, size)
+  return {"image": image, "label": record["label"]}
 
 
 def _to_float(images: np.ndarray) -> np.ndarray:
@@ -151,10 +241,13 @@ def _to_float(images: np.ndarray) -> np.ndarray:
   return images[..., None] if images.ndim == 3 else images
 
 
-def _preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
+def preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
                       pad: int, rng: Optional[np.random.Generator]):
   """Vectorised over the batch: crop + flip (if asked), then normalise."""
   images = _to_float(np.asarray(batch["image"]))
+  if augment not in AUGMENTATIONS:
+    raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got "
+                     f"{augment!r}.")
   if rng is not None and augment == "crop_flip":
     n, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -165,14 +258,17 @@ def _preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
     images = padded[np.arange(n)[:, None, None], rows, cols]
     flip = rng.random(n) < 0.5
     images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
+  if rng is not None and augment == "inception_crop_flip":
+    flip = rng.random(images.shape[0]) < 0.5
+    images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
   images = (images - split.mean) / split.std
   return {"image": images.astype(np.float32),
           "label": np.asarray(batch["label"]).astype(np.int32)}
 
 
 def train_dataset(split: Split, *, global_batch: int, seed: int,
-                  augment: str = "crop_flip", pad: int = 4
-                  ) -> grain.MapDataset:
+                  augment: str = "crop_flip", pad: int = 4,
+                  image_size: int = 0) -> grain.MapDataset:
   """Infinite, shuffled, augmented, batched stream for this host.
 
   Each host reads ``global_batch / process_count`` examples per step from
@@ -186,22 +282,28 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
                      f"number of hosts {count}.")
   ds = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
   ds = ds[jax.process_index()::count]
+  if image_size:
+    ds = ds.random_map(
+        lambda r, rng: _crop_record(r, image_size, augment, rng), seed=seed + 2)
   ds = ds.batch(global_batch // count, drop_remainder=True)
   return ds.random_map(
-      lambda b, rng: _preprocess_batch(b, split, augment, pad, rng),
+      lambda b, rng: preprocess_batch(b, split, augment, pad, rng),
       seed=seed + 1)
 
 
-def eval_batches(split: Split, batch: int):
-  """Yields padded eval batches with a ``mask`` of real examples (this host)."""
+def eval_batches(split: Split, batch: int, image_size: int = 0):
+  """Yields padded eval batches with a ``mask`` of real examples (this host);
+  with ``image_size``, each image is resized and centre-cropped first."""
   count, index = jax.process_count(), jax.process_index()
   ds = grain.MapDataset.source(split.source)[index::count]
   n = len(ds)
   for start in range(0, n, batch):
     items = [ds[i] for i in range(start, min(start + batch, n))]
+    if image_size:
+      items = [_crop_record(it, image_size, "none", None) for it in items]
     real = len(items)
     items += [items[-1]] * (batch - real)
-    out = _preprocess_batch(
+    out = preprocess_batch(
         {"image": np.stack([np.asarray(it["image"]) for it in items]),
          "label": np.stack([it["label"] for it in items])},
         split, "none", 0, None)

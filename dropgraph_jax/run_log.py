@@ -1,0 +1,63 @@
+"""What a training run writes to its workdir, besides checkpoints.
+
+* TensorBoard summaries through clu's default metric writer;
+* ``log.txt``: one JSON object per logged step (``{"step": s, ...}``),
+  appended, so a resumed run continues the same file;
+* a tqdm progress bar with ETA when stderr is an interactive terminal;
+* ``results.json`` at the end (:meth:`RunLog.write_results`).
+
+Only process 0 writes files; other hosts log through absl only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Dict, Mapping
+
+import jax
+from clu import metric_writers
+
+
+class RunLog:
+  """Scalar metrics to TensorBoard and ``log.txt``, plus a progress bar."""
+
+  def __init__(self, workdir: str, total_steps: int, start_step: int = 0):
+    self.workdir = workdir
+    self.lead = jax.process_index() == 0
+    self.writer = metric_writers.create_default_writer(
+        workdir, just_logging=not self.lead)
+    self.file = open(os.path.join(workdir, "log.txt"), "a") if self.lead \
+        else None
+    self.bar = None
+    if self.lead and sys.stderr.isatty():
+      from tqdm import tqdm
+      self.bar = tqdm(total=total_steps, initial=start_step, desc="train")
+
+  def scalars(self, step: int, values: Mapping[str, float]) -> None:
+    values = {k: float(v) for k, v in values.items()}
+    self.writer.write_scalars(step, values)
+    if self.file:
+      self.file.write(json.dumps({"step": step, **values}) + "\n")
+      self.file.flush()
+
+  def advance(self) -> None:
+    if self.bar:
+      self.bar.update(1)
+
+  def write_results(self, results: Dict[str, Any]) -> None:
+    if self.lead:
+      path = os.path.join(self.workdir, "results.json")
+      with open(f"{path}.tmp", "w") as f:
+        json.dump(results, f, indent=2)
+      os.replace(f"{path}.tmp", path)
+
+  def close(self) -> None:
+    if self.bar:
+      self.bar.close()
+      self.bar = None
+    self.writer.flush()
+    if self.file:
+      self.file.close()
+      self.file = None
