@@ -17,10 +17,8 @@ the parameters of an uninterrupted run (tested).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import sys
 import time
 from typing import Any, Dict, Optional
 
@@ -31,19 +29,22 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from clu import metric_writers
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from dropgraph_jax import checkpointing
 from dropgraph_jax import input_pipeline
+from dropgraph_jax import optimizers
 from dropgraph_jax import schedules
-from dropgraph_jax.models import get_model, list_sites
+from dropgraph_jax.models import get_model, list_sites, model_kind
 from dropgraph_jax.models import regnet as regnet_lib
 from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.patterns import Policy, RegularizerSpec
+from dropgraph_jax.run_log import RunLog
 
 REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
-                     "disout", "dropgraph", "drop_path", "policy")
+                     "disout", "dropgraph", "drop_path", "policy",
+                     # language models only (dropgraph_jax.lm_train):
+                     "variational_dropout", "autodropout_paper")
 
 
 # fold_in index of the initialisation key: a stream no training step uses
@@ -81,7 +82,14 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
   sites = list_sites(get_model(model_name, **config.model_kwargs),
                      input_shape)
   if reg.name == "policy":
+    if not reg.policy_file:
+      raise ValueError("config.regularizer.policy_file is empty: pass the "
+                       "policy JSON (e.g. a search's best_policy.json).")
     return Policy.load(reg.policy_file).validate_sites(sites)
+  if reg.name in ("variational_dropout", "autodropout_paper"):
+    raise ValueError(f"config.regularizer.name={reg.name!r} is for "
+                     "language models; image models take 'dropout', "
+                     "'drop_block', ...")
   options = {"rate": reg.rate}
   if reg.name in ("drop_block", "disout", "dropgraph"):
     options["block_size"] = reg.block_size
@@ -93,7 +101,8 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
     return regnet_lib.paper_policy(sites, spec, stage=tuple(reg.stages)[-1],
                                    blocks=tuple(reg.blocks))
   if reg.placement == "paper":
-    return resnet_lib.paper_policy(sites, spec, stages=tuple(reg.stages))
+    return resnet_lib.paper_policy(sites, spec, stages=tuple(reg.stages),
+                                   labels=reg.site_labels)
   if reg.placement == "all":
     return Policy({s: spec for s in sites
                    if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
@@ -101,32 +110,15 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
                    f"got {reg.placement!r}.")
 
 
-def make_optimizer(config, steps_per_epoch: int):
-  """SGD with momentum, L2 weight decay added to the gradient (as PyTorch's
-  SGD in the papers' code), and the config's learning-rate schedule."""
-  lr = config.learning_rate
-  if config.lr_schedule == "piecewise":
-    boundaries = {int(e * steps_per_epoch): config.lr_decay
-                  for e in config.lr_boundaries_epochs}
-    schedule = optax.piecewise_constant_schedule(lr, boundaries)
-  elif config.lr_schedule == "cosine":
-    schedule = optax.cosine_decay_schedule(lr, config.num_train_steps)
-  elif config.lr_schedule == "constant":
-    schedule = optax.constant_schedule(lr)
-  else:
-    raise ValueError(f"config.lr_schedule must be 'piecewise', 'cosine' or "
-                     f"'constant', got {config.lr_schedule!r}.")
-  tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
-                   optax.sgd(schedule, momentum=config.momentum,
-                             nesterov=config.nesterov))
-  return tx, schedule
+def _cross_entropy(logits, labels, smoothing: float = 0.0):
+  if not smoothing:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  targets = optax.smooth_labels(
+      jax.nn.one_hot(labels, logits.shape[-1], dtype=jnp.float32), smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
 
 
-def _cross_entropy(logits, labels):
-  return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-
-def make_steps(model, tx, rate_factor_fn, base_key):
+def make_steps(model, tx, rate_factor_fn, base_key, label_smoothing=0.0):
   def train_step(state: TrainState, batch):
     key = jax.random.fold_in(base_key, state.step)
     factor = rate_factor_fn(state.step)
@@ -136,7 +128,8 @@ def make_steps(model, tx, rate_factor_fn, base_key):
           {"params": params, "batch_stats": state.batch_stats},
           batch["image"], train=True, rate_factor=factor,
           rngs={"dropout": key}, mutable=["batch_stats"])
-      loss = jnp.mean(_cross_entropy(logits, batch["label"]))
+      loss = jnp.mean(_cross_entropy(logits, batch["label"],
+                                     label_smoothing))
       return loss, (logits, updates["batch_stats"])
 
     (loss, (logits, stats)), grads = jax.value_and_grad(
@@ -170,9 +163,10 @@ def _to_global(batch: Dict[str, np.ndarray], sharding) -> Dict[str, jax.Array]:
           for k, v in batch.items()}
 
 
-def evaluate(eval_step, state, split, batch_size, sharding) -> Dict[str, float]:
+def evaluate(eval_step, state, split, batch_size, sharding, image_size=0
+             ) -> Dict[str, float]:
   totals = None
-  for batch in input_pipeline.eval_batches(split, batch_size):
+  for batch in input_pipeline.eval_batches(split, batch_size, image_size):
     out = eval_step(state, _to_global(batch, sharding))
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
@@ -182,29 +176,38 @@ def evaluate(eval_step, state, split, batch_size, sharding) -> Dict[str, float]:
           "top5": float(totals["correct5"]) / count}
 
 
-def _devices(config):
-  devices = jax.devices()
+def devices(config):
+  """The devices of the ``data`` mesh: all, or the first ``mesh_devices``."""
+  every = jax.devices()
   if config.mesh_devices:
-    if not 0 < config.mesh_devices <= len(devices):
-      raise ValueError(f"config.mesh_devices must be in [1, {len(devices)}], "
+    if not 0 < config.mesh_devices <= len(every):
+      raise ValueError(f"config.mesh_devices must be in [1, {len(every)}], "
                        f"got {config.mesh_devices}.")
-    devices = devices[:config.mesh_devices]
-  return devices
+    every = every[:config.mesh_devices]
+  return every
 
 
-def _check_config(config) -> None:
+def data_mesh(config) -> jax.sharding.Mesh:
+  """One ``data`` axis over :func:`devices`, ``AxisType.Auto`` (see the
+  module docstring)."""
+  return jax.sharding.Mesh(np.array(devices(config)), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def check_batch_sizes(config) -> None:
+  """Batch sizes positive and divisible by the device count."""
   if config.batch_size < 1:
     raise ValueError(f"config.batch_size must be >= 1, got "
                      f"{config.batch_size}.")
-  devices = len(_devices(config))
+  count = len(devices(config))
   for name in ("batch_size", "eval_batch_size"):
-    if getattr(config, name) % devices:
+    if getattr(config, name) % count:
       raise ValueError(f"config.{name}={getattr(config, name)} is not "
-                       f"divisible by the {devices} devices; use a multiple "
-                       f"of {devices}.")
+                       f"divisible by the {count} devices; use a multiple "
+                       f"of {count}.")
 
 
-def _writable(workdir: str) -> None:
+def ensure_writable(workdir: str) -> None:
   try:
     os.makedirs(workdir, exist_ok=True)
     probe = os.path.join(workdir, ".write_test")
@@ -219,17 +222,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> Dict[str, Any]:
   """Trains ``config.model`` on ``config.dataset``; returns final metrics.
 
-  Writes TensorBoard summaries and ``log.txt`` (clu writers), checkpoints
-  under ``workdir/checkpoints`` and the final metrics to
-  ``workdir/results.json``.
+  Writes TensorBoard summaries and ``log.txt`` (:mod:`run_log`),
+  checkpoints under ``workdir/checkpoints`` and the final metrics to
+  ``workdir/results.json``. Token models (Transformer-XL) go to
+  :func:`dropgraph_jax.lm_train.train_and_evaluate_lm`.
   """
+  if model_kind(config.model) == "tokens":
+    from dropgraph_jax import lm_train
+    return lm_train.train_and_evaluate_lm(config, workdir)
   start_time = time.time()
-  _check_config(config)
-  _writable(workdir)
-  train_split = input_pipeline.load_split(config.dataset, "train",
-                                          config.data_dir, config.seed)
+  check_batch_sizes(config)
+  ensure_writable(workdir)
+  size = config.get("image_size", 0)
+  train_split = input_pipeline.load_split(config.dataset, config.train_split,
+                                          config.data_dir, config.seed, size)
   test_split = input_pipeline.load_split(config.dataset, config.eval_split,
-                                         config.data_dir, config.seed)
+                                         config.data_dir, config.seed, size)
   input_shape = (1,) + tuple(train_split.image_shape)
   steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
   total_steps = config.num_train_steps or int(config.num_epochs *
@@ -239,14 +247,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   config.lock()
 
   policy = build_policy(config, config.model, input_shape)
+  model_kwargs = {"num_classes": train_split.num_classes,
+                  **config.model_kwargs}  # the data's classes by default
   model = get_model(config.model, policy=policy,
-                    dtype=jnp.dtype(config.dtype), **config.model_kwargs)
-  mesh = jax.sharding.Mesh(np.array(_devices(config)), ("data",),
-                           axis_types=(jax.sharding.AxisType.Auto,))
+                    dtype=jnp.dtype(config.dtype), **model_kwargs)
+  mesh = data_mesh(config)
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
 
-  tx, lr_schedule = make_optimizer(config, steps_per_epoch)
+  tx, lr_schedule = optimizers.make_optimizer(config, steps_per_epoch)
   ramp = max(1, int(config.regularizer.ramp_epochs * steps_per_epoch))
   rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
   base_key = jax.random.key(config.seed)
@@ -262,7 +271,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       jax.random.fold_in(base_key, INIT_STREAM))
   dataset = input_pipeline.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
-      augment=config.augment, pad=config.crop_padding)
+      augment=config.augment, pad=config.crop_padding, image_size=size)
   iterator = iter(dataset.to_iter_dataset(grain.ReadOptions(
       num_threads=config.input_threads,
       prefetch_buffer_size=config.prefetch_batches)))
@@ -278,28 +287,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     iterator.set_state(data_state)
     logging.info("Resumed from step %d.", start_step)
 
-  train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key)
+  train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key,
+                                     config.get("label_smoothing", 0.0))
   train_step = jax.jit(train_step, in_shardings=(replicated, data_sharding),
                        out_shardings=(replicated, replicated),
                        donate_argnums=0)
   eval_step = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                       out_shardings=replicated)
 
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0)
-  log_path = os.path.join(workdir, "log.txt")
-  log_file = open(log_path, "a") if jax.process_index() == 0 else None
-  bar = None
-  if sys.stderr.isatty() and jax.process_index() == 0:
-    from tqdm import tqdm
-    bar = tqdm(total=total_steps, initial=start_step, desc="train")
-
-  def log(step, scalars):
-    writer.write_scalars(step, scalars)
-    if log_file:
-      log_file.write(json.dumps({"step": step, **scalars}) + "\n")
-      log_file.flush()
-
+  run_log = RunLog(workdir, total_steps, start_step)
+  log = run_log.scalars
   history = []
   tick, tick_step = time.time(), start_step
   eval_every = config.eval_every_epochs and int(
@@ -325,10 +322,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       checkpointing.save(mngr, done, state, iterator.get_state())
       if eval_every and done % eval_every == 0 and done != total_steps:
         scores = evaluate(eval_step, state, test_split,
-                          config.eval_batch_size, data_sharding)
+                          config.eval_batch_size, data_sharding, size)
         log(done, {f"eval/{k}": val for k, val in scores.items()})
-      if bar:
-        bar.update(1)
+      run_log.advance()
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
         raise Preempted(f"simulated preemption after step {done}")
@@ -336,15 +332,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        force=mngr.latest_step() != total_steps)
     mngr.wait_until_finished()
   finally:
-    if bar:
-      bar.close()
     mngr.close()
   scores = evaluate(eval_step, state, test_split, config.eval_batch_size,
-                    data_sharding)
+                    data_sharding, size)
   log(total_steps, {f"eval/{k}": val for k, val in scores.items()})
-  writer.flush()
-  if log_file:
-    log_file.close()
+  run_log.close()
   results = {"model": config.model, "dataset": config.dataset,
              "regularizer": config.regularizer.name,
              "policy_sites": 0 if policy is None else len(policy),
@@ -353,8 +345,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
              "wall_time_s": time.time() - start_time,
              "devices": mesh.size,
              "backend": jax.default_backend()}
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
+  run_log.write_results(results)
   results["state"] = state
   return results

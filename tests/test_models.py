@@ -247,3 +247,21 @@ def test_residual_pattern_also_covers_the_shortcut_unless_named():
   with_residual[site] = dataclasses.replace(pattern, residual=True)
   np.testing.assert_array_equal(train_out(Policy(explicit)),
                                 train_out(Policy(with_residual)))
+
+
+def test_wrn_stochastic_depth_drops_residual_branches_in_training_only():
+  import jax
+  import numpy as np
+  from dropgraph_jax.models import get_model
+  model = get_model("wrn_tiny", stochastic_depth=0.9)
+  plain = get_model("wrn_tiny")
+  x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
+  variables = plain.init(jax.random.key(1), x, train=False)
+  np.testing.assert_array_equal(
+      np.asarray(model.apply(variables, x, train=False)),
+      np.asarray(plain.apply(variables, x, train=False)))
+  outs = [np.asarray(model.apply(variables, x, train=True,
+                                 rngs={"dropout": jax.random.key(k)},
+                                 mutable=["batch_stats"])[0])
+          for k in range(2)]
+  assert not np.allclose(outs[0], outs[1])

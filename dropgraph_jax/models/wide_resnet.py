@@ -13,6 +13,7 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
+import dropgraph_jax as dg
 from dropgraph_jax.models import building_blocks as bb
 from dropgraph_jax.models.sites import Site, check_policy, residual_pattern
 from dropgraph_jax.patterns.policy import Policy
@@ -23,6 +24,7 @@ class WideBlock(nn.Module):
   strides: int
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
+  drop_path_rate: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
@@ -42,6 +44,9 @@ class WideBlock(nn.Module):
         shortcut, train, rate_factor,
         spec_override=residual_pattern(self.policy, self.path,
                                        ("bn1", "bn2"), "shortcut"))
+    if train and self.drop_path_rate > 0:
+      y = dg.drop_path(y, key=self.make_rng("dropout"),
+                       rate=self.drop_path_rate, train=True)
     return y + shortcut
 
 
@@ -52,6 +57,9 @@ class WideResNet(nn.Module):
   num_classes: int = 10
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
+  # Stochastic depth (Huang et al. 2016): block i of L drops its residual
+  # branch with rate stochastic_depth * (i + 1) / L (the linear rule).
+  stochastic_depth: float = 0.0
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
@@ -66,8 +74,10 @@ class WideResNet(nn.Module):
     for s, width in enumerate((16, 32, 64)):
       for b in range(n):
         strides = 2 if s > 0 and b == 0 else 1
+        rate = self.stochastic_depth * (s * n + b + 1) / (3 * n)
         x = WideBlock(width * self.widen, strides, self.policy, self.dtype,
-                      name=f"stage{s + 1}/block{b}")(x, train, rate_factor)
+                      rate, name=f"stage{s + 1}/block{b}")(x, train,
+                                                           rate_factor)
     x = nn.relu(bb.batch_norm(train, dtype=self.dtype, name="final_norm")(x))
     logits = bb.global_pool_logits(
         x, bb.classifier(self.num_classes, dtype=self.dtype))
