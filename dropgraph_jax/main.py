@@ -46,12 +46,16 @@ def main(argv):
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
   if jax.process_index() == 0:
-    print(f"\n{'regularizer':14s} {'sites':>5s} {'test acc':>9s} "
-          f"{'test loss':>9s} {'steps':>6s} {'wall s':>7s}")
+    lm = "test_perplexity" in results[0]
+    score = "valid ppl" if lm else "test acc"
+    print(f"\n{'regularizer':20s} {'sites':>5s} {score:>9s} "
+          f"{'test ppl' if lm else 'test loss':>9s} {'steps':>6s} "
+          f"{'wall s':>7s}")
     for r in results:
-      print(f"{r['regularizer']:14s} {r['policy_sites']:5d} "
-            f"{r['test_accuracy']:9.4f} {r['test_loss']:9.4f} "
-            f"{r['steps']:6d} {r['wall_time_s']:7.1f}")
+      first, second = ((r["valid_perplexity"], r["test_perplexity"]) if lm
+                       else (r["test_accuracy"], r["test_loss"]))
+      print(f"{r['regularizer']:20s} {r['policy_sites']:5d} {first:9.4f} "
+            f"{second:9.4f} {r['steps']:6d} {r['wall_time_s']:7.1f}")
   logging.info("done")
 
 

@@ -193,3 +193,96 @@ def test_image_folder_input(tmp_path):
   assert batch["image"].shape == (4, 6, 5, 3)
   with pytest.raises(ValueError, match="does not exist"):
     input_pipeline.load_split(f"folder:{tmp_path}", "validation")
+
+
+def test_every_config_places_its_regularizer_on_sites_of_its_model():
+  from dropgraph_jax.models import example_shape, model_kind
+  checked = 0
+  for name, arg, config in _all_configs():
+    if model_kind(config.model) != "image" or config.regularizer.name in (
+        "none", "policy"):
+      continue
+    policy = train.build_policy(config, config.model,
+                                example_shape(config.model))
+    assert len(policy) > 0, (name, arg)
+    assert all(spec.kind == config.regularizer.name
+               for spec in policy.sites.values()), (name, arg)
+    checked += 1
+  assert checked >= 12
+
+
+def test_imagenet_preprocessing_on_mock_imagenet(tmp_path):
+  from dropgraph_jax import input_pipeline
+  with tfds.testing.mock_data(num_examples=12):
+    split = input_pipeline.load_split("imagenet2012", "train",
+                                      image_size=24)
+    assert tuple(split.image_shape) == (24, 24, 3)
+    batch = next(iter(input_pipeline.train_dataset(
+        split, global_batch=4, seed=0, augment="inception_crop_flip",
+        image_size=24).to_iter_dataset()))
+    assert batch["image"].shape == (4, 24, 24, 3)
+    evals = list(input_pipeline.eval_batches(split, 8, image_size=24))
+    assert [b["image"].shape for b in evals] == [(8, 24, 24, 3)] * 2
+    assert int(sum(b["mask"].sum() for b in evals)) == 12
+    with pytest.raises(ValueError, match="varying size.*image_size"):
+      input_pipeline.load_split("imagenet2012", "train")
+
+    config = importlib.import_module("configs.imagenet_resnet50").get_config(
+        "drop_block")
+    config.model = "resnet_tiny"
+    config.image_size = 16
+    config.regularizer.block_size = 1
+    config.batch_size = 8
+    config.eval_batch_size = 8
+    config.num_train_steps = 2
+    config.log_every_steps = 1
+    config.eval_every_epochs = 0.0
+    config.async_checkpointing = False
+    results = train.train_and_evaluate(config, str(tmp_path))
+  assert results["steps"] == 2 and np.isfinite(results["test_loss"])
+
+
+def test_crops_keep_content_where_they_should():
+  from dropgraph_jax import input_pipeline
+  image = np.zeros((40, 60, 3), np.uint8)
+  image[10:30, 20:40] = 255  # a bright centre square
+  center = input_pipeline.center_crop(image, 28)  # shorter side -> 32
+  assert center.shape == (28, 28, 3)
+  assert center[14, 14].min() > 200 and center[0, 0].max() < 50
+  rng = np.random.default_rng(0)
+  crops = [input_pipeline.inception_crop(image, 16, rng) for _ in range(50)]
+  assert all(c.shape == (16, 16, 3) for c in crops)
+  assert len({c.tobytes() for c in crops}) > 40  # random sizes and places
+
+
+def test_optimizers_and_schedules():
+  from dropgraph_jax import optimizers
+  config = default.get_config()
+  config.num_train_steps = 100
+  config.warmup_epochs = 1.0
+  config.lr_schedule = "exponential"
+  config.lr_decay = 0.5
+  config.lr_decay_epochs = 2.0
+  schedule = optimizers.learning_rate_schedule(config, steps_per_epoch=10)
+  assert float(schedule(0)) == 0.0 and float(schedule(5)) == pytest.approx(
+      0.05)
+  assert float(schedule(10)) == pytest.approx(0.1)
+  assert float(schedule(30)) == pytest.approx(0.05)  # 20 steps after warm-up
+  config.warmup_epochs = 0.0
+  config.lr_schedule = "piecewise"
+  config.lr_decay = 0.1
+  config.lr_boundaries_epochs = (3, 6)
+  schedule = optimizers.learning_rate_schedule(config, steps_per_epoch=10)
+  assert [round(float(schedule(s)), 6) for s in (29, 30, 60)] == [
+      0.1, 0.01, 0.001]
+  params = {"w": np.ones(3, np.float32)}
+  for name in optimizers.OPTIMIZERS:
+    config.optimizer = name
+    config.grad_clip_norm = 1.0
+    tx, _ = optimizers.make_optimizer(config, 10)
+    updates, _ = tx.update({"w": np.full(3, 100.0, np.float32)},
+                           tx.init(params), params)
+    assert np.all(np.isfinite(updates["w"])) and np.all(updates["w"] < 0)
+  config.optimizer = "lbfgs"
+  with pytest.raises(ValueError, match="config.optimizer must be one of"):
+    optimizers.make_optimizer(config, 10)

@@ -15,9 +15,14 @@ The architecture of the reference PyTorch ``mem_transformer.py``
   kept as memory (the last ``mem_len`` positions, no gradient) and
   prepended to the keys and values of the next segment.
 
-``__call__(tokens (N, T) int, train, mems=None, rate_factor=None)`` returns
-``(logits (N, T, V) float32, new_mems)``; ``new_mems`` is a tuple of
-``n_layer`` arrays ``(N, mem_len, d_model)``.
+``__call__(tokens (N, T) int, train, mems=None, rate_factor=None,
+mem_valid=None)`` returns ``(logits (N, T, V) float32, new_mems)``;
+``new_mems`` is a tuple of ``n_layer`` arrays ``(N, mem_len, d_model)``.
+``mem_valid`` (an int scalar, may be traced) says how many of the *last*
+memory positions hold real states; the others are masked out of the
+attention. A trainer keeps fixed-shape memories (zeros, ``mem_valid=0``,
+at the start of a stream) so that one compiled step serves the whole run
+and the memory can be checkpointed (:mod:`dropgraph_jax.lm_train`).
 
 Sites (AutoDropout's Transformer placement plus the embedding and output):
 ``embeddings``, ``layer{i}/attn/query``, ``.../key``, ``.../value``,
@@ -91,7 +96,8 @@ class RelMultiHeadAttention(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None):
+  def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None,
+               mem_start=0):
     cfg = self.config
     site = lambda name, x: Site(self.policy, "sequence", name=name)(  # noqa: E731
         x, train, rate_factor)
@@ -116,8 +122,9 @@ class RelMultiHeadAttention(nn.Module):
                               preferred_element_type=jnp.float32))
     score = (ac + bd) / jnp.sqrt(jnp.float32(cfg.d_head))
     mlen = klen - qlen
-    causal = (jnp.arange(klen)[None, :] <=
-              jnp.arange(qlen)[:, None] + mlen)  # (Q, K)
+    keys = jnp.arange(klen)[None, :]
+    causal = ((keys <= jnp.arange(qlen)[:, None] + mlen) &
+              (keys >= mem_start))  # (Q, K)
     score = jnp.where(causal, score, jnp.finfo(jnp.float32).min)
     prob = jax.nn.softmax(score, axis=-1).astype(self.dtype)
     prob = site("softmax", prob.reshape(n * cfg.n_head, qlen, klen)).reshape(
@@ -132,12 +139,13 @@ class TXLLayer(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None):
+  def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None,
+               mem_start=0):
     cfg = self.config
     norm = lambda name: nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32,  # noqa: E731
                                      name=name)
     attn = RelMultiHeadAttention(cfg, self.policy, self.dtype, name="attn")(
-        h, mem, pos_emb, u, v, train, rate_factor)
+        h, mem, pos_emb, u, v, train, rate_factor, mem_start)
     h = norm("attn_norm")(h + attn)
     ff = nn.Dense(cfg.d_inner, dtype=self.dtype, param_dtype=jnp.float32,
                   name="ff1")(h)
@@ -154,8 +162,8 @@ class TransformerXL(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, tokens, train: bool, mems=None, rate_factor=None
-               ) -> Tuple[jax.Array, Tuple[jax.Array, ...]]:
+  def __call__(self, tokens, train: bool, mems=None, rate_factor=None,
+               mem_valid=None) -> Tuple[jax.Array, Tuple[jax.Array, ...]]:
     cfg = self.config
     if tokens.ndim != 2 or not jnp.issubdtype(tokens.dtype, jnp.integer):
       raise ValueError(f"TransformerXL: tokens must be integer (N, T), got "
@@ -177,6 +185,7 @@ class TransformerXL(nn.Module):
     h = site("embeddings", embed(tokens) * jnp.sqrt(
         jnp.float32(cfg.d_model)).astype(self.dtype))
     mlen = 0 if mems is None else mems[0].shape[1]
+    mem_start = 0 if mem_valid is None else mlen - mem_valid
     pos_emb = positional_embedding(mlen + tokens.shape[1], cfg.d_model)
     init = nn.initializers.normal(0.02)
     u = self.param("r_w_bias", init, (cfg.n_head, cfg.d_head), jnp.float32)
@@ -186,7 +195,7 @@ class TransformerXL(nn.Module):
       hidden.append(h)
       mem = None if mems is None else mems[i]
       h = TXLLayer(cfg, self.policy, self.dtype, name=f"layer{i}")(
-          h, mem, pos_emb, u, v, train, rate_factor)
+          h, mem, pos_emb, u, v, train, rate_factor, mem_start)
     h = site("final", h)
     bias = self.param("out_bias", nn.initializers.zeros, (cfg.vocab_size,),
                       jnp.float32)
@@ -199,10 +208,13 @@ class TransformerXL(nn.Module):
     check_policy(self, self.policy)
     return logits, new_mems
 
-  def initial_mems(self, batch: int) -> Tuple[jax.Array, ...]:
-    """Empty memories (length 0) to start a stream with a fixed structure."""
+  def initial_mems(self, batch: int, length: int = 0
+                   ) -> Tuple[jax.Array, ...]:
+    """Zero memories ``(batch, length, d_model)`` per layer: length 0 starts
+    a stream; ``length=mem_len`` with ``mem_valid=0`` gives the same
+    outputs with the fixed shape a compiled training step wants."""
     cfg = self.config
-    return tuple(jnp.zeros((batch, 0, cfg.d_model), self.dtype)
+    return tuple(jnp.zeros((batch, length, cfg.d_model), self.dtype)
                  for _ in range(cfg.n_layer))
 
 
@@ -223,4 +235,39 @@ def variational_policy(sites: Sequence[str], embedding: float = 0.4,
       specs[site] = RegularizerSpec("variational_dropout", {"rate": hidden})
     elif site.endswith("attn/softmax"):
       specs[site] = RegularizerSpec("dropout", {"rate": attention})
+  return Policy(specs)
+
+
+def autodropout_paper_policy(sites: Sequence[str], seq_len: int,
+                             embedding: float = 0.4, attention: float = 0.25,
+                             feed_forward: float = 0.25, final: float = 0.4
+                             ) -> Policy:
+  """AutoDropout's PTB pattern as far as the paper describes it.
+
+  The searched policy was never published; the paper ("Qualitative analysis
+  of the AutoDropout's dropout pattern") says only that the patterns of the
+  multi-head attention resemble variational dropout while the
+  feed-forward pattern follows word dropout. This builds exactly that:
+  query, key, value, softmax and output get ``TransformerPattern(size=
+  seq_len, stride=0, share_t=True, share_c=False)`` (one mask per sequence),
+  the feed-forward residual gets ``TransformerPattern(size=1, stride=0,
+  share_t=False, share_c=True)`` (whole tokens), and the embedding and the
+  final hidden state keep the variational baseline. The rates are ours.
+  """
+  from dropgraph_jax.patterns.transformer import TransformerPattern
+  attn = TransformerPattern(size=seq_len, stride=0, share_t=True,
+                            share_c=False, rate=attention)
+  word = TransformerPattern(size=1, stride=0, share_t=False, share_c=True,
+                            rate=feed_forward)
+  specs = {}
+  for site in sites:
+    if site == "embeddings":
+      specs[site] = RegularizerSpec("variational_dropout",
+                                    {"rate": embedding})
+    elif site == "final":
+      specs[site] = RegularizerSpec("variational_dropout", {"rate": final})
+    elif site.endswith("/residual"):
+      specs[site] = word
+    elif "/attn/" in site:
+      specs[site] = attn
   return Policy(specs)

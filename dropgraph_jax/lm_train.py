@@ -1,0 +1,319 @@
+"""Language-model training and evaluation (Transformer-XL on PTB / WikiText).
+
+``train_and_evaluate_lm(config, workdir)`` is what
+:func:`dropgraph_jax.train.train_and_evaluate` calls for a token model.
+
+Data: ``config.data_dir`` is a corpus directory (``ptb.train.txt`` ...,
+:mod:`dropgraph_jax.text_data`). The training tokens are cut into
+``batch_size`` contiguous streams; step ``s`` reads segment
+``s mod S`` (``S`` = whole segments of ``seq_len`` tokens per stream, the
+ragged tail dropped) of every stream, with the targets shifted by one, as the
+reference ``LMOrderedIterator``. Each host reads its rows of the streams.
+
+Memory: the state carries each layer's memory ``(batch, mem_len, d_model)``
+and ``mem_valid``, how many of its last positions are real. Both are
+arrays of fixed shape, so one compiled step serves the whole run and the
+memory is part of every checkpoint: a resumed run continues the streams
+with exactly the memory an uninterrupted run has (tested). At the first
+segment of every epoch the step resets ``mem_valid`` to 0 (the reference
+restarts its memory each epoch). Gradients never flow into the memory.
+
+Evaluation: ``valid`` and ``test`` are cut into ``eval_batch_size`` streams
+and read in segments of ``seq_len`` with the memory carried, every token
+scored once (the last, shorter segment is padded and masked). Perplexity is
+``exp`` of the mean negative log-likelihood per token.
+
+Regularizers (``config.regularizer.name``): ``'none'``,
+``'variational_dropout'`` (the Transformer-XL PTB baseline,
+:func:`dropgraph_jax.models.transformer_xl.variational_policy` with the
+rates of ``config.regularizer.variational``), ``'autodropout_paper'`` (the
+pattern shapes the AutoDropout paper reports,
+:func:`~dropgraph_jax.models.transformer_xl.autodropout_paper_policy`) or
+``'policy'`` (a policy JSON, e.g. an AutoDropout search result). The ramp (``regularizer.schedule``)
+enters as a traced ``rate_factor``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any, Dict, Optional, Tuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from dropgraph_jax import checkpointing
+from dropgraph_jax import optimizers
+from dropgraph_jax import schedules
+from dropgraph_jax import text_data
+from dropgraph_jax import train as train_lib
+from dropgraph_jax.models import get_model, list_sites
+from dropgraph_jax.models.transformer_xl import (autodropout_paper_policy,
+                                                 variational_policy)
+from dropgraph_jax.patterns import Policy
+from dropgraph_jax.run_log import RunLog
+
+LM_REGULARIZERS = ("none", "variational_dropout", "autodropout_paper",
+                   "policy")
+
+
+@flax.struct.dataclass
+class LMState:
+  step: jax.Array            # int32 scalar
+  params: Any
+  opt_state: Any
+  mems: Tuple[jax.Array, ...]  # n_layer x (batch, mem_len, d_model)
+  mem_valid: jax.Array       # int32 scalar: real positions at the end
+
+
+def build_model(config: ml_collections.ConfigDict, vocab_size: int,
+                policy: Optional[Policy] = None):
+  """The config's Transformer-XL with the corpus vocabulary and lengths."""
+  base = get_model(config.model, **config.model_kwargs).config
+  txl = dataclasses.replace(base, vocab_size=vocab_size,
+                            tgt_len=config.seq_len, mem_len=config.mem_len)
+  return get_model(config.model, **{**dict(config.model_kwargs),
+                                    "config": txl, "policy": policy,
+                                    "dtype": jnp.dtype(config.dtype)})
+
+
+def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
+  reg = config.regularizer
+  if reg.name not in LM_REGULARIZERS:
+    raise ValueError(f"config.regularizer.name must be one of "
+                     f"{list(LM_REGULARIZERS)} for language models, got "
+                     f"{reg.name!r}.")
+  if reg.name == "none":
+    return None
+  sites = list_sites(build_model(config, vocab_size), (1, config.seq_len),
+                     dtype=jnp.int32)
+  if reg.name == "policy":
+    if not reg.policy_file:
+      raise ValueError("config.regularizer.policy_file is empty: pass the "
+                       "policy JSON (e.g. a search's best_policy.json).")
+    return Policy.load(reg.policy_file).validate_sites(sites)
+  if reg.name == "autodropout_paper":
+    return autodropout_paper_policy(sites, config.seq_len)
+  return variational_policy(sites, **dict(reg.variational))
+
+
+def _nll(logits, targets):
+  return optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+
+
+def make_lm_steps(model, tx, rate_factor_fn, base_key, segments_per_epoch):
+  mem_len = model.config.mem_len
+
+  def train_step(state: LMState, inputs, targets):
+    key = jax.random.fold_in(base_key, state.step)
+    first = state.step % segments_per_epoch == 0
+    valid = jnp.where(first, 0, state.mem_valid)
+    mems = tuple(jnp.where(first, jnp.zeros_like(m), m) for m in state.mems)
+    factor = rate_factor_fn(state.step)
+
+    def loss_fn(params):
+      logits, new_mems = model.apply(
+          {"params": params}, inputs, train=True, mems=mems,
+          rate_factor=factor, mem_valid=valid, rngs={"dropout": key})
+      return jnp.mean(_nll(logits, targets)), new_mems
+
+    (loss, new_mems), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = LMState(
+        state.step + 1, optax.apply_updates(state.params, updates), opt_state,
+        new_mems, jnp.minimum(valid + inputs.shape[1], mem_len))
+    return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                       "rate_factor": factor}
+
+  def eval_step(params, mems, valid, inputs, targets, mask):
+    logits, new_mems = model.apply({"params": params}, inputs, train=False,
+                                   mems=mems, mem_valid=valid)
+    nll = _nll(logits, targets) * mask
+    return (jnp.sum(nll), jnp.sum(mask), new_mems,
+            jnp.minimum(valid + inputs.shape[1], mem_len))
+
+  return train_step, eval_step
+
+
+def host_rows(streams: np.ndarray) -> np.ndarray:
+  """This host's rows of the global ``(batch, L)`` streams."""
+  count, index = jax.process_count(), jax.process_index()
+  rows = streams.shape[0] // count
+  return streams[index * rows:(index + 1) * rows]
+
+
+def evaluate_lm(eval_step, params, model, ids: np.ndarray, batch: int,
+                seq_len: int, sharding) -> Dict[str, float]:
+  """Mean NLL and perplexity of ``ids`` read as ``batch`` streams."""
+  streams = host_rows(text_data.batchify(ids, batch))
+  mems = jax.device_put(model.initial_mems(batch, model.config.mem_len),
+                        sharding)
+  valid = jnp.zeros((), jnp.int32)
+  total, count = 0.0, 0.0
+  for _, inputs, targets in text_data.segments(streams, seq_len):
+    real = inputs.shape[1]
+    mask = np.zeros((inputs.shape[0], seq_len), np.float32)
+    mask[:, :real] = 1.0
+    pad = ((0, 0), (0, seq_len - real))
+    inputs, targets = np.pad(inputs, pad), np.pad(targets, pad)
+    loss, n, mems, valid = eval_step(
+        params, mems, valid, *(jax.make_array_from_process_local_data(
+            sharding, a) for a in (inputs, targets, mask)))
+    total += float(loss)
+    count += float(n)
+  mean = total / count
+  return {"loss": mean, "perplexity": float(np.exp(mean))}
+
+
+def train_and_evaluate_lm(config: ml_collections.ConfigDict, workdir: str
+                          ) -> Dict[str, Any]:
+  """Trains a Transformer-XL; writes logs, checkpoints and results.json
+  (``valid_perplexity``, ``test_perplexity``); returns the results."""
+  start_time = time.time()
+  train_lib.check_batch_sizes(config)
+  train_lib.ensure_writable(workdir)
+  if not config.data_dir:
+    raise ValueError("config.data_dir must name the corpus directory "
+                     "(ptb.train.txt, ptb.valid.txt, ptb.test.txt), e.g. "
+                     "unzip ptb.zip to /tmp/ptb and pass "
+                     "--config.data_dir=/tmp/ptb.")
+  corpus = text_data.load_corpus(config.data_dir)
+  streams = text_data.batchify(corpus.splits["train"], config.batch_size)
+  segments_per_epoch = (streams.shape[1] - 1) // config.seq_len
+  if segments_per_epoch < 1:
+    raise ValueError(f"the training split is too short for batch_size="
+                     f"{config.batch_size} and seq_len={config.seq_len}.")
+  total_steps = config.num_train_steps or int(config.num_epochs *
+                                              segments_per_epoch)
+  config.unlock()
+  config.num_train_steps = total_steps
+  config.lock()
+  local = host_rows(streams)
+
+  policy = build_lm_policy(config, corpus.vocab_size)
+  model = build_model(config, corpus.vocab_size, policy)
+  mesh = train_lib.data_mesh(config)
+  rows = NamedSharding(mesh, P("data"))
+  replicated = NamedSharding(mesh, P())
+  tx, lr_schedule = optimizers.make_optimizer(config, segments_per_epoch)
+  ramp = max(1, int(config.regularizer.ramp_epochs * segments_per_epoch))
+  rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
+  base_key = jax.random.key(config.seed)
+
+  def init(key):
+    params = model.init({"params": key, "dropout": key},
+                        jnp.zeros((1, config.seq_len), jnp.int32),
+                        train=False)["params"]
+    return LMState(jnp.zeros((), jnp.int32), params, tx.init(params),
+                   model.initial_mems(config.batch_size, config.mem_len),
+                   jnp.zeros((), jnp.int32))
+
+  abstract = jax.eval_shape(init, jax.random.key(0))
+  shardings = jax.tree.map(lambda _: replicated, abstract).replace(
+      mems=tuple(rows for _ in abstract.mems))
+  state = jax.jit(init, out_shardings=shardings)(
+      jax.random.fold_in(base_key, train_lib.INIT_STREAM))
+
+  mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
+                               save_every=config.checkpoint_every_steps,
+                               keep=config.keep_checkpoints,
+                               async_save=config.async_checkpointing)
+  restored = checkpointing.restore_latest(mngr, state)
+  start_step = 0
+  if restored is not None:
+    start_step, state, position = restored
+    expected = _position(start_step, segments_per_epoch)
+    if position != expected:
+      raise checkpointing.CorruptCheckpointError(
+          f"checkpoint {mngr.directory}/{start_step} stores input position "
+          f"{position}, but step {start_step} of this config reads "
+          f"{expected}: the data or batch size changed. Refusing to resume.")
+    logging.info("Resumed from step %d.", start_step)
+
+  train_step, eval_step = make_lm_steps(model, tx, rate_factor_fn, base_key,
+                                        segments_per_epoch)
+  train_step = jax.jit(train_step, in_shardings=(shardings, rows, rows),
+                       out_shardings=(shardings, replicated),
+                       donate_argnums=0)
+  eval_step = jax.jit(eval_step)
+
+  def evaluate(split, params):
+    return evaluate_lm(eval_step, params, model, corpus.splits[split],
+                       config.eval_batch_size, config.seq_len, rows)
+
+  run_log = RunLog(workdir, total_steps, start_step)
+  history = []
+  tick, tick_step = time.time(), start_step
+  eval_every = config.eval_every_epochs and max(
+      1, int(config.eval_every_epochs * segments_per_epoch))
+  tokens_per_step = config.batch_size * config.seq_len
+  try:
+    for step in range(start_step, total_steps):
+      seg = step % segments_per_epoch
+      lo = seg * config.seq_len
+      inputs = local[:, lo:lo + config.seq_len]
+      targets = local[:, lo + 1:lo + 1 + config.seq_len]
+      state, metrics = train_step(
+          state, jax.make_array_from_process_local_data(rows, inputs),
+          jax.make_array_from_process_local_data(rows, targets))
+      history.append(metrics)
+      done = step + 1
+      if done % config.log_every_steps == 0 or done == total_steps:
+        values = {k: float(np.mean([jax.device_get(m[k]) for m in history]))
+                  for k in history[0]}
+        elapsed = max(time.time() - tick, 1e-9)
+        run_log.scalars(done, {
+            "train/loss": values["loss"],
+            "train/perplexity": float(np.exp(values["loss"])),
+            "train/grad_norm": values["grad_norm"],
+            "train/tokens_per_sec": (done - tick_step) * tokens_per_step /
+                                    elapsed,
+            "train/learning_rate": float(lr_schedule(done)),
+            "train/regularizer_rate_factor": values["rate_factor"]})
+        history, tick, tick_step = [], time.time(), done
+      checkpointing.save(mngr, done, state,
+                         _position(done, segments_per_epoch))
+      if eval_every and done % eval_every == 0 and done != total_steps:
+        scores = evaluate("valid", state.params)
+        run_log.scalars(done, {f"valid/{k}": v for k, v in scores.items()})
+      run_log.advance()
+      if config.preempt_at_step and done == config.preempt_at_step:
+        mngr.wait_until_finished()
+        raise train_lib.Preempted(f"simulated preemption after step {done}")
+    checkpointing.save(mngr, total_steps, state,
+                       _position(total_steps, segments_per_epoch),
+                       force=mngr.latest_step() != total_steps)
+    mngr.wait_until_finished()
+  finally:
+    mngr.close()
+  valid = evaluate("valid", state.params)
+  test = evaluate("test", state.params)
+  run_log.scalars(total_steps, {
+      **{f"valid/{k}": v for k, v in valid.items()},
+      **{f"test/{k}": v for k, v in test.items()}})
+  run_log.close()
+  results = {"model": config.model, "dataset": config.data_dir,
+             "regularizer": config.regularizer.name,
+             "policy_sites": 0 if policy is None else len(policy),
+             "steps": total_steps, "valid_loss": valid["loss"],
+             "valid_perplexity": valid["perplexity"],
+             "test_loss": test["loss"], "test_perplexity": test["perplexity"],
+             "wall_time_s": time.time() - start_time, "devices": mesh.size,
+             "backend": jax.default_backend()}
+  run_log.write_results(results)
+  results["state"] = state
+  return results
+
+
+def _position(step: int, segments_per_epoch: int) -> Dict[str, int]:
+  """The input position after ``step`` steps (stored in checkpoints)."""
+  return {"epoch": step // segments_per_epoch,
+          "segment": step % segments_per_epoch}

@@ -1,0 +1,123 @@
+"""Language-model training: Transformer-XL on a tiny corpus (issue 6)."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import ptb_transformer_xl
+from dropgraph_jax import lm_train, text_data, train
+from dropgraph_jax.models import get_model
+
+
+def _write_corpus(root, words=40, lines=(120, 20, 20), seed=0):
+  """A corpus with learnable structure: each line counts up from a random
+  word (w, w+1, w+2, ...), so the next word is predictable in context."""
+  rng = np.random.default_rng(seed)
+  for split, count in zip(("train", "valid", "test"), lines):
+    with open(os.path.join(root, f"toy.{split}.txt"), "w") as f:
+      for _ in range(count):
+        start = int(rng.integers(0, words))
+        f.write(" ".join(f"w{(start + i) % words}"
+                         for i in range(int(rng.integers(4, 9)))) + "\n")
+  return str(root)
+
+
+def _config(data_dir, **overrides):
+  config = ptb_transformer_xl.get_config("variational_dropout")
+  config.model = "transformer_xl_tiny"
+  config.data_dir = data_dir
+  config.batch_size = 8
+  config.eval_batch_size = 8
+  config.seq_len = 6
+  config.mem_len = 6
+  config.num_train_steps = 10
+  config.learning_rate = 3e-3
+  config.warmup_epochs = 0.0
+  config.log_every_steps = 5
+  config.eval_every_epochs = 0.0
+  config.checkpoint_every_steps = 4
+  config.async_checkpointing = False
+  for key, value in overrides.items():
+    node = config
+    *path, last = key.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return config
+
+
+def test_lm_training_lowers_perplexity_and_writes_results(tmp_path):
+  data = _write_corpus(tmp_path)
+  short = train.train_and_evaluate(_config(data, num_train_steps=1),
+                                   str(tmp_path / "short"))
+  longer = train.train_and_evaluate(_config(data, num_train_steps=60),
+                                    str(tmp_path / "long"))
+  assert longer["policy_sites"] > 0
+  assert longer["valid_perplexity"] < 0.7 * short["valid_perplexity"]
+  saved = json.loads((tmp_path / "long" / "results.json").read_text())
+  assert saved["test_perplexity"] == pytest.approx(longer["test_perplexity"])
+  lines = [json.loads(l) for l in
+           (tmp_path / "long" / "log.txt").read_text().splitlines()]
+  assert {"train/perplexity", "train/tokens_per_sec",
+          "train/learning_rate"} <= set(lines[0])
+  assert "test/perplexity" in lines[-1]
+
+
+def test_lm_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
+  data = _write_corpus(tmp_path)
+  straight = train.train_and_evaluate(_config(data), str(tmp_path / "a"))
+  killed = str(tmp_path / "b")
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(_config(data, preempt_at_step=7), killed)
+  resumed = train.train_and_evaluate(_config(data), killed)
+  for a, b in zip(jax.tree.leaves(straight["state"]),
+                  jax.tree.leaves(resumed["state"])):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert straight["test_perplexity"] == resumed["test_perplexity"]
+
+
+def test_memory_is_carried_between_steps_and_reset_each_epoch(tmp_path):
+  data = _write_corpus(tmp_path)
+  streams = text_data.batchify(text_data.load_corpus(data).splits["train"], 8)
+  per_epoch = (streams.shape[1] - 1) // 6
+  # mem_len 12 > seq_len 6: without the reset at the first segment of
+  # epoch 2, mem_valid would be 12 after this step, not 6.
+  result = train.train_and_evaluate(
+      _config(data, mem_len=12, num_train_steps=per_epoch + 1),
+      str(tmp_path / "r"))
+  state = result["state"]
+  assert int(state.mem_valid) == 6
+  assert all(m.shape == (8, 12, 32) for m in state.mems)
+  assert all(float(jnp.abs(m[:, -6:]).sum()) > 0 for m in state.mems)
+
+
+def test_zero_memory_with_mem_valid_zero_equals_no_memory():
+  model = get_model("transformer_xl_tiny")
+  tokens = jax.random.randint(jax.random.key(0), (2, 12), 0, 97)
+  variables = model.init(jax.random.key(1), tokens, train=False)
+  plain, _ = model.apply(variables, tokens, train=False)
+  zeros = model.initial_mems(2, 12)
+  masked, _ = model.apply(variables, tokens, train=False, mems=zeros,
+                          mem_valid=jnp.int32(0))
+  np.testing.assert_allclose(np.asarray(plain), np.asarray(masked),
+                             rtol=1e-5, atol=1e-5)
+
+
+def test_lm_bad_input(tmp_path):
+  data = _write_corpus(tmp_path)
+  with pytest.raises(ValueError, match="for language models"):
+    train.train_and_evaluate(_config(data, **{"regularizer.name":
+                                              "drop_block"}),
+                             str(tmp_path / "x"))
+  with pytest.raises(ValueError, match="corpus directory"):
+    train.train_and_evaluate(_config(""), str(tmp_path / "y"))
+  with pytest.raises(ValueError, match="too short"):
+    train.train_and_evaluate(_config(data, batch_size=8, seq_len=4000),
+                             str(tmp_path / "z"))
+  with pytest.raises(ValueError, match="policy_file is empty"):
+    lm_train.build_lm_policy(_config(data, **{"regularizer.name": "policy"}),
+                             40)
