@@ -124,3 +124,26 @@ def list_sites(model: nn.Module, input_shape: Sequence[int],
                       **call_kwargs)
 
   return declared_sites(jax.eval_shape(init, x))
+
+
+def site_shapes(model: nn.Module, input_shape: Sequence[int],
+                dtype=jnp.float32, **call_kwargs) -> dict:
+  """Site name -> the shape of the activation there (``jax.eval_shape``).
+
+  For pattern spaces that must fit each site's feature map.
+  """
+  x = jax.ShapeDtypeStruct(tuple(input_shape), dtype)
+
+  def run(x):
+    variables = model.init({"params": jax.random.key(0),
+                            "dropout": jax.random.key(1)}, x, train=False,
+                           **call_kwargs)
+    _, state = model.apply(
+        variables, x, train=False, mutable=["intermediates"],
+        capture_intermediates=lambda mdl, _: isinstance(mdl, Site),
+        **call_kwargs)
+    return state["intermediates"]
+
+  flat = traverse_util.flatten_dict(dict(jax.eval_shape(run, x)))
+  return {"/".join(path[:-1]): tuple(value[0].shape)
+          for path, value in flat.items() if path[-1] == "__call__"}
