@@ -1,0 +1,178 @@
+"""Proxy tasks: train one child with a policy, return its reward.
+
+``run_child(proxy_config, job) -> float`` runs in a worker (a spawned
+process, a Ray task, or inline). ``proxy_config`` is a plain dict, ``job``
+is ``{"id", "attempt", "tokens", "policy"}`` with ``policy`` a policy
+JSON object. The reward never looks at a test split.
+
+* ``name='synthetic'``: no training. The reward is the fraction of tokens
+  equal to a hidden ``target`` sequence, plus Gaussian ``noise`` seeded by
+  the job id: a cheap landscape with a known optimum, for tests and for
+  checking that the controller learns. ``crash_ids`` / ``hang_ids`` make the
+  first attempt of those jobs kill their process or sleep past any
+  time-out (fault-injection for the worker tests).
+* ``name='image'``: a compact trainer (no checkpoints, no logs) for small
+  proxies: ``model`` on ``dataset`` (``'digits'``, ``'folder:ROOT'`` or a
+  TFDS name), ``steps`` SGD steps with batch ``batch_size``, cosine
+  learning rate; the last ``val_fraction`` of a seeded permutation of the
+  training split is held out and the reward is accuracy on it (the paper
+  reserves 10% of CIFAR-10's training set the same way).
+* ``name='trainer'``: the full trainer (:mod:`dropgraph_jax.train`) on a
+  config file with overrides, for proxies such as WRN-28-2 on CIFAR-10 or
+  Transformer-XL on PTB. The config's ``eval_split`` must not be
+  ``'test'``; the reward is its accuracy, or ``80 / valid perplexity`` for
+  language models (the paper's ``Perf``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from typing import Any, Dict
+
+import numpy as np
+
+PROXIES = ("synthetic", "image", "trainer")
+
+
+def run_child(proxy_config: Dict[str, Any], job: Dict[str, Any]) -> float:
+  name = proxy_config.get("name")
+  if name == "synthetic":
+    return _synthetic(proxy_config, job)
+  if name == "image":
+    return _image(proxy_config, job)
+  if name == "trainer":
+    return _trainer(proxy_config, job)
+  raise ValueError(f"proxy name must be one of {list(PROXIES)}, got "
+                   f"{name!r}.")
+
+
+def _synthetic(cfg, job) -> float:
+  if job["attempt"] == 0 and job["id"] in cfg.get("crash_ids", ()):
+    os._exit(3)  # a hard crash: no exception, no result
+  if job["attempt"] == 0 and job["id"] in cfg.get("hang_ids", ()):
+    time.sleep(cfg.get("hang_s", 3600))
+  tokens = np.asarray(job["tokens"])
+  target = np.asarray(cfg["target"])
+  reward = float(np.mean(tokens == target))
+  if cfg.get("noise", 0.0):
+    rng = np.random.default_rng([cfg.get("seed", 0), job["id"]])
+    reward += cfg["noise"] * float(rng.standard_normal())
+  time.sleep(cfg.get("sleep_s", 0.0))
+  return reward
+
+
+TARGET_STREAM = 2  # numpy seed-sequence tag of the synthetic target
+
+
+def synthetic_target(vocab_sizes, seed: int):
+  rng = np.random.default_rng([seed, TARGET_STREAM])
+  return [int(rng.integers(0, n)) for n in vocab_sizes]
+
+
+def _image(cfg, job) -> float:
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  from dropgraph_jax import input_pipeline
+  from dropgraph_jax.models import get_model
+  from dropgraph_jax.patterns import Policy
+
+  data = input_pipeline.load_split(cfg["dataset"], "train",
+                                   cfg.get("data_dir") or None,
+                                   cfg.get("seed", 0))
+  images, labels = _materialise(data)
+  order = np.random.default_rng(cfg.get("seed", 0)).permutation(len(labels))
+  cut = int(round(len(labels) * (1 - cfg.get("val_fraction", 0.1))))
+  train_idx, val_idx = order[:cut], order[cut:]
+  policy = Policy.from_dict(job["policy"])
+  model = get_model(cfg["model"], policy=policy,
+                    num_classes=data.num_classes)
+  steps, batch = int(cfg["steps"]), int(cfg["batch_size"])
+  tx = optax.chain(optax.add_decayed_weights(cfg.get("weight_decay", 5e-4)),
+                   optax.sgd(optax.cosine_decay_schedule(
+                       cfg.get("learning_rate", 0.05), steps), momentum=0.9))
+  key = jax.random.key(cfg.get("seed", 0))
+  variables = model.init({"params": key, "dropout": key},
+                         jnp.asarray(images[:1]), train=False)
+  params, stats = variables["params"], variables.get("batch_stats", {})
+  opt_state = tx.init(params)
+
+  @jax.jit
+  def step(params, stats, opt_state, x, y, key):
+    def loss_fn(p):
+      logits, new = model.apply({"params": p, "batch_stats": stats}, x,
+                                train=True, rngs={"dropout": key},
+                                mutable=["batch_stats"])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+      return jnp.mean(loss), new["batch_stats"]
+    (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), stats, opt_state
+
+  @jax.jit
+  def predict(params, stats, x):
+    return jnp.argmax(model.apply({"params": params, "batch_stats": stats},
+                                  x, train=False), -1)
+
+  rng = np.random.default_rng([cfg.get("seed", 0), 1])
+  for s in range(steps):
+    idx = rng.choice(train_idx, batch, replace=False)
+    params, stats, opt_state = step(params, stats, opt_state,
+                                    jnp.asarray(images[idx]),
+                                    jnp.asarray(labels[idx]),
+                                    jax.random.fold_in(key, s))
+  correct = 0
+  for lo in range(0, len(val_idx), 256):
+    idx = val_idx[lo:lo + 256]
+    correct += int(jnp.sum(predict(params, stats, jnp.asarray(images[idx]))
+                           == jnp.asarray(labels[idx])))
+  return correct / len(val_idx)
+
+
+def _materialise(data):
+  """All images of a (small) split, normalised, as float32 arrays."""
+  from dropgraph_jax import input_pipeline
+  batch = input_pipeline.preprocess_batch(
+      {"image": np.stack([np.asarray(data.source[i]["image"])
+                          for i in range(data.num_examples)]),
+       "label": np.stack([data.source[i]["label"]
+                          for i in range(data.num_examples)])},
+      data, "none", 0, None)
+  return batch["image"], batch["label"]
+
+
+def _trainer(cfg, job) -> float:
+  import importlib.util
+
+  from dropgraph_jax import train
+  from dropgraph_jax.patterns import Policy
+
+  spec = importlib.util.spec_from_file_location("proxy_config",
+                                                cfg["config_file"])
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  args = (cfg["config_arg"],) if cfg.get("config_arg") else ()
+  config = module.get_config(*args)
+  with tempfile.TemporaryDirectory(prefix=f"child{job['id']}_") as tmp:
+    policy_file = os.path.join(tmp, "policy.json")
+    Policy.from_dict(job["policy"]).save(policy_file)
+    config.regularizer.name = "policy"
+    config.regularizer.policy_file = policy_file
+    config.async_checkpointing = False
+    config.checkpoint_every_steps = 10**9
+    for key, value in cfg.get("overrides", {}).items():
+      node = config
+      *path, last = key.split(".")
+      for p in path:
+        node = node[p]
+      node[last] = value
+    if config.get("eval_split", "") == "test":
+      raise ValueError("proxy config scores on the 'test' split; set "
+                       "eval_split to a validation split.")
+    results = train.train_and_evaluate(config, os.path.join(tmp, "run"))
+  if "valid_perplexity" in results:
+    return 80.0 / results["valid_perplexity"]
+  return results["test_accuracy"]
