@@ -286,3 +286,21 @@ def test_conv_space_fits_every_pattern_to_its_feature_map():
     assert (pattern.height, pattern.repeats_h) == (4, 1)
     conv_pattern_dropout(x, key=jax.random.key(0), pattern=pattern,
                          train=True)  # fits: no ValueError
+
+
+def test_ray_backend_runs_and_requeues_a_crashed_job(tmp_path):
+  pytest.importorskip("ray")  # the optional extra: pip install -e ".[ray]"
+  import ray
+  config = _search_config(**{"search.num_jobs": 6, "search.capacity": 4,
+                             "search.minibatch": 2, "search.backend": "ray",
+                             "search.num_workers": 2,
+                             "search.poll_s": 0.5})
+  config.proxy.crash_ids = [3]
+  try:
+    summary = run.run_search(config, str(tmp_path))
+  finally:
+    ray.shutdown()
+  jobs = engine.read_jobs(str(tmp_path / "reinforce" / "jobs.jsonl"))
+  assert sorted(j["id"] for j in jobs) == list(range(6))
+  assert {j["id"]: j["attempt"] for j in jobs}[3] == 1
+  assert summary["reinforce"]["updates"] == 3

@@ -185,6 +185,8 @@ class RayPool:
       raise ValueError("search.backend='ray' needs Ray: pip install -e "
                        "\".[ray]\".") from None
     self.ray = ray
+    if address and address != "auto":
+      _check_reachable(address)
     try:
       if not ray.is_initialized():
         ray.init(address=address or None, include_dashboard=False,
@@ -235,6 +237,22 @@ class RayPool:
     for ref in list(self.running):
       self.ray.cancel(ref, force=True)
     self.running = {}
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+  """A TCP connect to ``[ray://]host:port``: Ray itself retries for
+  minutes before giving up on an address nobody listens at."""
+  import socket
+  host, _, port = address.split("://")[-1].rpartition(":")
+  if not host or not port.isdigit():
+    raise ValueError(f"search.ray_address must be 'host:port', "
+                     f"'ray://host:port' or 'auto', got {address!r}.")
+  try:
+    socket.create_connection((host, int(port)), timeout=timeout_s).close()
+  except OSError as e:
+    raise ValueError(f"search.ray_address={address!r} is unreachable "
+                     f"({e}). Start the cluster (`ray start --head`) or "
+                     "leave the address empty for a local Ray.") from None
 
 
 def make_pool(search_config, proxy_config: Dict[str, Any]):
