@@ -207,6 +207,7 @@ def test_tiny_digits_search_end_to_end(tmp_path):
   config.search.num_jobs = 3
   config.search.capacity = 2
   config.search.minibatch = 2
+  config.search.children_per_job = 2  # the vmapped path in the engine
   config.proxy.steps = 4
   config.proxy.batch_size = 32
   summary = run.run_search(config, str(tmp_path))
@@ -252,6 +253,9 @@ def test_bad_search_input_is_refused_before_any_job(tmp_path):
                                      "search.capacity": 8}), str(tmp_path))
   with pytest.raises(ValueError, match="no site matches"):
     run.run_search(_search_config(**{"space.site_regex": "^nowhere$"}),
+                   str(tmp_path))
+  with pytest.raises(ValueError, match="children_per_job must be in"):
+    run.run_search(_search_config(**{"search.children_per_job": 9}),
                    str(tmp_path))
   with pytest.raises(ValueError, match="search.backend must be one of"):
     run.run_search(_search_config(**{"search.backend": "slurm"}),
@@ -304,3 +308,54 @@ def test_ray_backend_runs_and_requeues_a_crashed_job(tmp_path):
   assert sorted(j["id"] for j in jobs) == list(range(6))
   assert {j["id"]: j["attempt"] for j in jobs}[3] == 1
   assert summary["reinforce"]["updates"] == 3
+
+
+def _digits_proxy(steps=3, batch=16):
+  from dropgraph_jax.search import proxy
+  cfg = digits_search.get_config().proxy.to_dict()
+  cfg.update(steps=steps, batch_size=batch)
+  return proxy.ImageProxy(cfg)
+
+
+def test_traced_patterns_drop_the_cells_their_static_twins_drop():
+  from dropgraph_jax.patterns import ConvPattern, conv_pattern_dropout
+  x = jax.random.normal(jax.random.key(0), (3, 8, 8, 5))
+  key = jax.random.key(1)
+  for share_c in (True, False):
+    static = ConvPattern(height=2, width=3, stride_h=4, stride_w=3,
+                         repeats_h=2, repeats_w=2, rotate=30.0, shear_x=0.2,
+                         share_c=share_c, prob=0.7)
+    fields = {f: jnp.asarray(getattr(static, f)) for f in (
+        "height", "width", "stride_h", "stride_w", "repeats_h", "repeats_w",
+        "rotate", "shear_x", "shear_y", "share_c", "prob")}
+    traced = jax.jit(lambda f: conv_pattern_dropout(
+        x, key=key, pattern=ConvPattern(**f), train=True))(fields)
+    np.testing.assert_array_equal(
+        np.asarray(traced),
+        np.asarray(conv_pattern_dropout(x, key=key, pattern=static,
+                                        train=True)))
+  off = {**fields, "prob": jnp.float32(0.0)}
+  np.testing.assert_array_equal(np.asarray(jax.jit(
+      lambda f: conv_pattern_dropout(x, key=key, pattern=ConvPattern(**f),
+                                     train=True))(off)), np.asarray(x))
+
+
+def test_vmapped_children_get_the_rewards_of_sequential_children():
+  from dropgraph_jax.search import vmap_children
+  px = _digits_proxy()
+  space = run.build_space(digits_search.get_config().space)
+  n = len(space.vocab_sizes()) // 8
+  # size, stride, repeat, rotate, shear_x, shear_y, share_c, residual
+  rows = [[3, 1, 1, 2, 1, 0, 0, 1], [2, 0, 1, 0, 0, 1, 1, 0],
+          [0, 0, 0, 0, 0, 0, 0, 0], [1, 2, 0, 5, 3, 3, 1, 1]]
+  policies = [space.decode(sum((rows[(i + j) % 4] for j in range(n)), []))
+              for i in range(3)]
+  assert any(p.residual for pol in policies for p in pol.sites.values())
+  sequential = [px.train_one(p) for p in policies]
+  together = vmap_children.train_children(px, policies)
+  np.testing.assert_allclose(together, sequential, atol=1.5 / len(px.val_idx))
+  assert vmap_children.rungs(150, 2, 20) == [20, 40, 80, 150]
+  assert vmap_children.rungs(150, 1, 20) == [150]
+  halved = vmap_children.train_children(_digits_proxy(steps=4), policies,
+                                        eta=2, min_steps=2)
+  assert len(halved) == 3 and all(0 <= r <= 1 for r in halved)

@@ -41,6 +41,7 @@ def get_config():
   config.search.max_importance_weight = 0.0  # 0: unclipped (the paper)
   config.search.backend = "local"
   config.search.num_workers = 2
+  config.search.children_per_job = 1    # > 1: vmapped children per job
   config.search.job_timeout_s = 600.0
   config.search.max_attempts = 3
   config.search.ray_address = ""
@@ -61,4 +62,6 @@ def get_config():
   config.proxy.weight_decay = 5e-4
   config.proxy.val_fraction = 0.1
   config.proxy.seed = 0
+  config.proxy.halving_eta = 1          # > 1: successive halving in a group
+  config.proxy.halving_min_steps = 0    # steps of the first rung
   return config

@@ -21,6 +21,7 @@ operation.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
@@ -77,15 +78,43 @@ def residual_pattern(policy: Optional[Policy], block_path: Sequence[str],
   applies to the residual branch: this returns the first ConvPattern with
   ``residual=True`` among the block's ``site_labels``, unless the policy
   names the residual site itself (then that spec wins and this is None).
+  With traced ``residual`` flags (children vmapped over policies) the same
+  choice is made with ``jnp.where`` over the pattern fields, and a block
+  with no flag set gets ``prob = 0`` (no pattern).
   """
   if policy is None or policy.get(
       "/".join(tuple(block_path) + (residual_label,))) is not None:
     return None
-  for label in site_labels:
-    spec = policy.get("/".join(tuple(block_path) + (label,)))
-    if isinstance(spec, ConvPattern) and spec.residual:
+  candidates = [spec for spec in (
+      policy.get("/".join(tuple(block_path) + (label,)))
+      for label in site_labels) if isinstance(spec, ConvPattern)]
+  if any(isinstance(spec.residual, jax.Array) for spec in candidates):
+    return _select_residual(candidates)
+  for spec in candidates:
+    if spec.residual:
       return spec
   return None
+
+
+_TRACEABLE = ("height", "width", "stride_h", "stride_w", "repeats_h",
+              "repeats_w", "rotate", "shear_x", "shear_y", "share_c", "prob")
+
+
+def _select_residual(candidates):
+  """The first candidate whose (traced) residual flag is set, else a
+  disabled pattern: a ``jnp.where`` chain from the last candidate up."""
+  last = candidates[-1]
+  chosen = dataclasses.replace(last, prob=jnp.where(
+      last.residual, jnp.asarray(last.prob, jnp.float32), 0.0))
+  for spec in reversed(candidates[:-1]):
+    if spec.placement != chosen.placement:
+      raise ValueError("residual_pattern: traced candidates must share "
+                       "their placement.")
+    chosen = dataclasses.replace(chosen, **{
+        name: jnp.where(spec.residual, jnp.asarray(getattr(spec, name)),
+                        jnp.asarray(getattr(chosen, name)))
+        for name in _TRACEABLE})
+  return chosen
 
 
 def declared_sites(variables: Any) -> list:

@@ -36,8 +36,15 @@ Choices where the paper is silent (all documented, the open ones options):
   full-map rectangle with ``share_c=False`` and ``prob=p`` drops whole
   channels with probability p.
 
-All pattern fields may be traced scalars (``jax.vmap`` over patterns), but
-for ``share_c``, which selects the mask shape.
+Every field but ``placement`` may be a traced scalar, so one compiled
+program can run children with different patterns (``jax.vmap`` over
+patterns, :mod:`dropgraph_jax.search.vmap_children`). Traced fields are not
+range-checked (the caller builds them from a validated space). A traced
+``share_c`` gives a per-channel mask whose channels share one placement
+when it is true; ``prob = 0`` disables the pattern (the keep mask is all
+ones, so the output is ``x`` exactly). Placements are always drawn per
+channel and channel 0's draw serves when ``share_c``, so the traced and
+the static forms of a pattern drop exactly the same cells.
 """
 
 from __future__ import annotations
@@ -75,26 +82,36 @@ class ConvPattern:
 
   kind = "conv_pattern"
 
+  def traced(self) -> bool:
+    """Whether any field is a JAX array (e.g. a tracer under ``vmap``)."""
+    return any(isinstance(getattr(self, f.name), jax.Array)
+               for f in dataclasses.fields(self))
+
   def validate(self, where: str = "ConvPattern") -> "ConvPattern":
     for name in ("height", "width", "stride_h", "stride_w", "repeats_h",
                  "repeats_w"):
       value = getattr(self, name)
+      if isinstance(value, jax.Array):
+        continue
       if not isinstance(value, (int, np.integer)) or isinstance(
           value, bool) or value < 1:
         raise ValueError(f"{where}: {name} must be an int >= 1, got "
                          f"{value!r}.")
     for name in ("rotate", "shear_x", "shear_y"):
       value = getattr(self, name)
+      if isinstance(value, jax.Array):
+        continue
       if not isinstance(value, (int, float, np.number)) or isinstance(
           value, bool) or not np.isfinite(value):
         raise ValueError(f"{where}: {name} must be a finite number, got "
                          f"{value!r}.")
     for name in ("share_c", "residual"):
-      if not isinstance(getattr(self, name), (bool, np.bool_)):
+      if not isinstance(getattr(self, name), (bool, np.bool_, jax.Array)):
         raise ValueError(f"{where}: {name} must be a bool, got "
                          f"{getattr(self, name)!r}.")
     v.check_choice(where, "placement", self.placement, PLACEMENTS)
-    v.check_rate(where, self.prob, name="prob", upper_inclusive=True)
+    if not isinstance(self.prob, jax.Array):
+      v.check_rate(where, self.prob, name="prob", upper_inclusive=True)
     return self
 
   def extent(self):
@@ -103,7 +120,10 @@ class ConvPattern:
             (self.repeats_w - 1) * self.stride_w + self.width)
 
   def check_fits(self, height: int, width: int, where: str) -> None:
-    """Sizes larger than the map are an error (the pattern would be cut)."""
+    """Sizes larger than the map are an error (the pattern would be cut).
+    Traced patterns are not checked."""
+    if self.traced():
+      return
     if self.height > height or self.width > width:
       raise ValueError(
           f"{where}: pattern rectangle {self.height}x{self.width} is larger "
@@ -175,10 +195,16 @@ def dropped_cells(pattern: ConvPattern, height: int, width: int, offset_y,
 
 def pattern_keep_mask(key: jax.Array, shape, pattern: ConvPattern,
                       rng: str = "hash") -> jax.Array:
-  """Bool keep mask, ``(N, H, W, 1)`` if ``share_c`` else ``(N, H, W, C)``."""
+  """Bool keep mask, ``(N, H, W, 1)`` if ``share_c`` is True, else
+  ``(N, H, W, C)`` (also for a traced ``share_c``)."""
   n, h, w, c = shape
-  mc = 1 if pattern.share_c else c
-  draws = random_bits.bits(key, (3, n, 1, 1, mc), rng)
+  # Per-channel draws always; channel 0's serves every channel when
+  # share_c, so static and traced share_c drop the same cells.
+  draws = random_bits.bits(key, (3, n, 1, 1, c), rng)
+  if isinstance(pattern.share_c, jax.Array):
+    draws = jnp.where(pattern.share_c, draws[..., :1], draws)
+  elif pattern.share_c:
+    draws = draws[..., :1]
   offset_y = (draws[0] % jnp.uint32(h)).astype(jnp.int32)
   offset_x = (draws[1] % jnp.uint32(w)).astype(jnp.int32)
   dropped = dropped_cells(pattern, h, w, offset_y, offset_x)

@@ -71,6 +71,10 @@ def check_search_config(scfg) -> None:
                "max_attempts"):
     if int(scfg[name]) < 1:
       raise ValueError(f"search.{name} must be >= 1, got {scfg[name]}.")
+  per_job = int(scfg.get("children_per_job", 1))
+  if not 1 <= per_job <= scfg.capacity:
+    raise ValueError(f"search.children_per_job must be in [1, capacity="
+                     f"{scfg.capacity}], got {per_job}.")
   if scfg.minibatch > scfg.capacity:
     raise ValueError(f"search.minibatch M={scfg.minibatch} is larger than "
                      f"the capacity C={scfg.capacity} of the unfinished "
@@ -243,12 +247,16 @@ class Search:
     try:
       while True:
         self._refill()
-        for job in self.meta["unfinished"]:
-          if job["id"] not in self.running and pool.free_slots() > 0:
-            pool.submit({"id": job["id"], "attempt": job["attempt"],
-                         "tokens": job["tokens"],
-                         "policy": self.space.decode(job["tokens"]).to_dict()})
-            self.running.add(job["id"])
+        waiting = [j for j in self.meta["unfinished"]
+                   if j["id"] not in self.running]
+        size = self.cfg.get("children_per_job", 1)
+        while waiting and pool.free_slots() > 0:
+          group, waiting = waiting[:size], waiting[size:]
+          pool.submit([{"id": j["id"], "attempt": j["attempt"],
+                        "tokens": j["tokens"],
+                        "policy": self.space.decode(j["tokens"]).to_dict()}
+                       for j in group])
+          self.running.update(j["id"] for j in group)
         if not self.meta["unfinished"]:
           self._checkpoint(force=True)
           break

@@ -36,6 +36,21 @@ import numpy as np
 PROXIES = ("synthetic", "image", "trainer")
 
 
+def run_group(proxy_config: Dict[str, Any], jobs) -> list:
+  """Rewards of a group of jobs. The ``'image'`` proxy trains a group of
+  several in one vmapped program (with successive halving when
+  ``halving_eta`` > 1); other proxies run the jobs one by one."""
+  if proxy_config.get("name") == "image" and len(jobs) > 1:
+    from dropgraph_jax.patterns import Policy
+    from dropgraph_jax.search import vmap_children
+    return vmap_children.train_children(
+        ImageProxy(proxy_config),
+        [Policy.from_dict(j["policy"]) for j in jobs],
+        eta=int(proxy_config.get("halving_eta", 1)),
+        min_steps=int(proxy_config.get("halving_min_steps", 0)))
+  return [run_child(proxy_config, job) for job in jobs]
+
+
 def run_child(proxy_config: Dict[str, Any], job: Dict[str, Any]) -> float:
   name = proxy_config.get("name")
   if name == "synthetic":
@@ -71,37 +86,58 @@ def synthetic_target(vocab_sizes, seed: int):
   return [int(rng.integers(0, n)) for n in vocab_sizes]
 
 
-def _image(cfg, job) -> float:
-  import jax
-  import jax.numpy as jnp
-  import optax
+class ImageProxy:
+  """The ``'image'`` proxy's data, batches and compiled pieces.
 
-  from dropgraph_jax import input_pipeline
-  from dropgraph_jax.models import get_model
-  from dropgraph_jax.patterns import Policy
+  Shared by the sequential child (:meth:`train_one`) and the vmapped
+  children (:mod:`.vmap_children`): the same held-out split, the same
+  batch at every step, the same initial parameters and step keys, so a
+  child's reward does not depend on how it was scheduled.
+  """
 
-  data = input_pipeline.load_split(cfg["dataset"], "train",
-                                   cfg.get("data_dir") or None,
-                                   cfg.get("seed", 0))
-  images, labels = _materialise(data)
-  order = np.random.default_rng(cfg.get("seed", 0)).permutation(len(labels))
-  cut = int(round(len(labels) * (1 - cfg.get("val_fraction", 0.1))))
-  train_idx, val_idx = order[:cut], order[cut:]
-  policy = Policy.from_dict(job["policy"])
-  model = get_model(cfg["model"], policy=policy,
-                    num_classes=data.num_classes)
-  steps, batch = int(cfg["steps"]), int(cfg["batch_size"])
-  tx = optax.chain(optax.add_decayed_weights(cfg.get("weight_decay", 5e-4)),
-                   optax.sgd(optax.cosine_decay_schedule(
-                       cfg.get("learning_rate", 0.05), steps), momentum=0.9))
-  key = jax.random.key(cfg.get("seed", 0))
-  variables = model.init({"params": key, "dropout": key},
-                         jnp.asarray(images[:1]), train=False)
-  params, stats = variables["params"], variables.get("batch_stats", {})
-  opt_state = tx.init(params)
+  def __init__(self, cfg):
+    import jax
+    import optax
 
-  @jax.jit
-  def step(params, stats, opt_state, x, y, key):
+    from dropgraph_jax import input_pipeline
+    self.cfg = cfg
+    data = input_pipeline.load_split(cfg["dataset"], "train",
+                                     cfg.get("data_dir") or None,
+                                     cfg.get("seed", 0))
+    self.num_classes = data.num_classes
+    self.images, self.labels = _materialise(data)
+    seed = cfg.get("seed", 0)
+    order = np.random.default_rng(seed).permutation(len(self.labels))
+    cut = int(round(len(self.labels) * (1 - cfg.get("val_fraction", 0.1))))
+    self.train_idx, self.val_idx = order[:cut], order[cut:]
+    self.steps, batch = int(cfg["steps"]), int(cfg["batch_size"])
+    rng = np.random.default_rng([seed, 1])
+    self.batches = [rng.choice(self.train_idx, batch, replace=False)
+                    for _ in range(self.steps)]
+    self.tx = optax.chain(
+        optax.add_decayed_weights(cfg.get("weight_decay", 5e-4)),
+        optax.sgd(optax.cosine_decay_schedule(cfg.get("learning_rate", 0.05),
+                                              self.steps), momentum=0.9))
+    self.key = jax.random.key(seed)
+
+  def model(self, policy=None):
+    from dropgraph_jax.models import get_model
+    return get_model(self.cfg["model"], policy=policy,
+                     num_classes=self.num_classes)
+
+  def init(self):
+    """``(params, batch_stats, opt_state)``; independent of the policy."""
+    import jax.numpy as jnp
+    variables = self.model().init({"params": self.key, "dropout": self.key},
+                                  jnp.asarray(self.images[:1]), train=False)
+    params = variables["params"]
+    return params, variables.get("batch_stats", {}), self.tx.init(params)
+
+  def step(self, model, params, stats, opt_state, x, y, key):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
     def loss_fn(p):
       logits, new = model.apply({"params": p, "batch_stats": stats}, x,
                                 train=True, rngs={"dropout": key},
@@ -109,27 +145,49 @@ def _image(cfg, job) -> float:
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, y)
       return jnp.mean(loss), new["batch_stats"]
     (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    updates, opt_state = tx.update(grads, opt_state, params)
+    updates, opt_state = self.tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), stats, opt_state
 
-  @jax.jit
-  def predict(params, stats, x):
-    return jnp.argmax(model.apply({"params": params, "batch_stats": stats},
-                                  x, train=False), -1)
+  def correct(self, params, stats, x, y):
+    """Correct predictions in a batch (evaluation ignores any policy)."""
+    import jax.numpy as jnp
+    logits = self.model().apply({"params": params, "batch_stats": stats}, x,
+                                train=False)
+    return jnp.sum(jnp.argmax(logits, -1) == y)
 
-  rng = np.random.default_rng([cfg.get("seed", 0), 1])
-  for s in range(steps):
-    idx = rng.choice(train_idx, batch, replace=False)
-    params, stats, opt_state = step(params, stats, opt_state,
-                                    jnp.asarray(images[idx]),
-                                    jnp.asarray(labels[idx]),
-                                    jax.random.fold_in(key, s))
-  correct = 0
-  for lo in range(0, len(val_idx), 256):
-    idx = val_idx[lo:lo + 256]
-    correct += int(jnp.sum(predict(params, stats, jnp.asarray(images[idx]))
-                           == jnp.asarray(labels[idx])))
-  return correct / len(val_idx)
+  def step_data(self, s):
+    import jax
+    import jax.numpy as jnp
+    idx = self.batches[s]
+    return (jnp.asarray(self.images[idx]), jnp.asarray(self.labels[idx]),
+            jax.random.fold_in(self.key, s))
+
+  def val_batches(self, size: int = 256):
+    import jax.numpy as jnp
+    for lo in range(0, len(self.val_idx), size):
+      idx = self.val_idx[lo:lo + size]
+      yield jnp.asarray(self.images[idx]), jnp.asarray(self.labels[idx])
+
+  def train_one(self, policy) -> float:
+    """Trains one child with ``policy``; validation accuracy."""
+    import functools
+
+    import jax
+    model = self.model(policy)
+    step = jax.jit(functools.partial(self.step, model))
+    correct = jax.jit(self.correct)
+    params, stats, opt_state = self.init()
+    for s in range(self.steps):
+      params, stats, opt_state = step(params, stats, opt_state,
+                                      *self.step_data(s))
+    hits = sum(int(correct(params, stats, x, y))
+               for x, y in self.val_batches())
+    return hits / len(self.val_idx)
+
+
+def _image(cfg, job) -> float:
+  from dropgraph_jax.patterns import Policy
+  return ImageProxy(cfg).train_one(Policy.from_dict(job["policy"]))
 
 
 def _materialise(data):

@@ -12,7 +12,9 @@ Config fields (``configs/search/digits.py`` is a complete example):
   ``baseline_decay``, ``entropy_weight``, ``max_importance_weight`` (0:
   none), ``backend`` (``'local'``, ``'ray'``, ``'inline'``),
   ``num_workers``, ``job_timeout_s``, ``max_attempts``, ``ray_address``,
-  ``poll_s``, ``seed``, ``compare_random``.
+  ``poll_s``, ``seed``, ``compare_random``, ``checkpoint_every``,
+  ``children_per_job`` (> 1: that many children per job, trained in one
+  vmapped program by the ``image`` proxy).
 * ``proxy``: the child task (:mod:`.proxy`), a plain dict of fields.
 
 Everything is checked before the first job: the space against the model's
@@ -63,6 +65,11 @@ def proxy_config(config, space) -> Dict[str, Any]:
       if int(pcfg.get(field, 0)) < 1:
         raise ValueError(f"proxy.{field} must be >= 1, got "
                          f"{pcfg.get(field)!r}: the child cannot train.")
+    if int(pcfg.get("halving_eta", 1)) > 1 and not 0 < int(
+        pcfg.get("halving_min_steps", 0)) < int(pcfg["steps"]):
+      raise ValueError(f"proxy.halving_min_steps must be in (0, steps="
+                       f"{pcfg['steps']}) with halving_eta > 1, got "
+                       f"{pcfg.get('halving_min_steps')!r}.")
     if not 0.0 < pcfg.get("val_fraction", 0.1) < 1.0:
       raise ValueError(f"proxy.val_fraction must be in (0, 1), got "
                        f"{pcfg.get('val_fraction')!r}.")

@@ -1,9 +1,11 @@
 """Worker pools that evaluate child jobs: inline, local processes, Ray.
 
-A *job* is ``{"id", "attempt", "tokens", "policy"}`` (plain JSON); the
-pool runs ``proxy.run_child(proxy_config, job)`` for it and reports
-``JobResult(id, attempt, reward | None, error, wall_s)``. The engine owns
-the queues; a pool only runs what it is given and says what finished.
+A *job* is ``{"id", "attempt", "tokens", "policy"}`` (plain JSON). The
+pool runs a *group* of jobs at a time (``proxy.run_group``: one job, or
+several children trained in one program, ``search.children_per_job``) and
+reports one ``JobResult(id, attempt, reward | None, error, wall_s)`` per
+job; a group that fails fails all its jobs. The engine owns the queues; a
+pool only runs what it is given and says what finished.
 
 * :class:`InlinePool`: runs each job in this process when polled, one at a
   time, in submission order (deterministic; for tests and debugging; no
@@ -46,17 +48,23 @@ class JobResult:
     return self.reward is not None
 
 
-def _run(proxy_config: Dict[str, Any], job: Dict[str, Any]) -> JobResult:
+def _run(proxy_config: Dict[str, Any], group: List[Dict[str, Any]]
+         ) -> List[JobResult]:
   start = time.time()
   try:
-    reward = float(proxy.run_child(proxy_config, job))
-    return JobResult(job["id"], job["attempt"], reward,
-                     wall_s=time.time() - start)
+    rewards = proxy.run_group(proxy_config, group)
+    wall = (time.time() - start) / len(group)
+    return [JobResult(job["id"], job["attempt"], float(r), wall_s=wall)
+            for job, r in zip(group, rewards)]
   except Exception as e:  # a child that cannot train is a failed job
     headline = f"{type(e).__name__}: {str(e)[:500]}"
-    return JobResult(job["id"], job["attempt"], None,
-                     f"{headline}\n{traceback.format_exc()[-1500:]}",
-                     time.time() - start)
+    return _failed(group, f"{headline}\n{traceback.format_exc()[-1500:]}",
+                   time.time() - start)
+
+
+def _failed(group, why: str, wall_s: float) -> List[JobResult]:
+  return [JobResult(job["id"], job["attempt"], None, why, wall_s)
+          for job in group]
 
 
 class InlinePool:
@@ -70,14 +78,14 @@ class InlinePool:
   def free_slots(self) -> int:
     return max(0, self.capacity - len(self.pending))
 
-  def submit(self, job: Dict[str, Any]) -> None:
-    self.pending.append(job)
+  def submit(self, group: List[Dict[str, Any]]) -> None:
+    self.pending.append(group)
 
   def poll(self, timeout_s: float) -> List[JobResult]:
     del timeout_s
     if not self.pending:
       return []
-    return [_run(self.proxy_config, self.pending.pop(0))]
+    return _run(self.proxy_config, self.pending.pop(0))
 
   def close(self) -> None:
     self.pending = []
@@ -85,10 +93,10 @@ class InlinePool:
 
 def _worker_main(proxy_config, conn) -> None:
   while True:
-    job = conn.recv()
-    if job is None:
+    group = conn.recv()
+    if group is None:
       return
-    conn.send(dataclasses.asdict(_run(proxy_config, job)))
+    conn.send([dataclasses.asdict(r) for r in _run(proxy_config, group)])
 
 
 class ProcessPool:
@@ -116,24 +124,22 @@ class ProcessPool:
   def free_slots(self) -> int:
     return sum(w["job"] is None for w in self.workers)
 
-  def submit(self, job: Dict[str, Any]) -> None:
+  def submit(self, group: List[Dict[str, Any]]) -> None:
     for w in self.workers:
       if w["job"] is None:
-        w["conn"].send(job)
-        w["job"], w["since"] = job, time.time()
+        w["conn"].send(group)
+        w["job"], w["since"] = group, time.time()
         return
     raise RuntimeError("ProcessPool.submit: no free worker.")
 
-  def _replace(self, i: int, why: str) -> JobResult:
+  def _replace(self, i: int, why: str) -> List[JobResult]:
     w = self.workers[i]
-    job = w["job"]
     if w["proc"].is_alive():
       w["proc"].kill()
     w["proc"].join(5)
     w["conn"].close()
     self.workers[i] = self._start()
-    return JobResult(job["id"], job["attempt"], None, why,
-                     time.time() - w["since"])
+    return _failed(w["job"], why, time.time() - w["since"])
 
   def poll(self, timeout_s: float) -> List[JobResult]:
     """Waits up to ``timeout_s`` for results; reports crashes, time-outs."""
@@ -147,16 +153,16 @@ class ProcessPool:
           try:
             data = w["conn"].recv()
           except (EOFError, OSError):
-            results.append(self._replace(i, "worker died"))
+            results += self._replace(i, "worker died")
             continue
-          results.append(JobResult(**data))
+          results += [JobResult(**d) for d in data]
           w["job"] = None
         elif not w["proc"].is_alive():
-          results.append(self._replace(
-              i, f"worker died (exit code {w['proc'].exitcode})"))
+          results += self._replace(
+              i, f"worker died (exit code {w['proc'].exitcode})")
         elif self.timeout and time.time() - w["since"] > self.timeout:
-          results.append(self._replace(
-              i, f"timed out after {self.timeout:.0f} s"))
+          results += self._replace(
+              i, f"timed out after {self.timeout:.0f} s")
       if results or time.time() >= deadline:
         return results
       time.sleep(0.05)
@@ -203,9 +209,9 @@ class RayPool:
   def free_slots(self) -> int:
     return max(0, self.capacity - len(self.running))
 
-  def submit(self, job: Dict[str, Any]) -> None:
-    ref = self.task.remote(self.proxy_ref, job)
-    self.running[ref] = {"job": job, "since": time.time()}
+  def submit(self, group: List[Dict[str, Any]]) -> None:
+    ref = self.task.remote(self.proxy_ref, group)
+    self.running[ref] = {"job": group, "since": time.time()}
 
   def poll(self, timeout_s: float) -> List[JobResult]:
     ray = self.ray
@@ -216,21 +222,18 @@ class RayPool:
     for ref in done:
       info = self.running.pop(ref)
       try:
-        results.append(ray.get(ref))
+        results += ray.get(ref)
       except Exception as e:  # RayTaskError, WorkerCrashedError, ...
-        job = info["job"]
-        results.append(JobResult(job["id"], job["attempt"], None,
-                                 f"{type(e).__name__}: {str(e)[:500]}",
-                                 time.time() - info["since"]))
+        results += _failed(info["job"], f"{type(e).__name__}: {str(e)[:500]}",
+                           time.time() - info["since"])
     if self.timeout:
       for ref, info in list(self.running.items()):
         if time.time() - info["since"] > self.timeout:
           ray.cancel(ref, force=True)
           self.running.pop(ref)
-          job = info["job"]
-          results.append(JobResult(job["id"], job["attempt"], None,
-                                   f"timed out after {self.timeout:.0f} s",
-                                   time.time() - info["since"]))
+          results += _failed(info["job"],
+                             f"timed out after {self.timeout:.0f} s",
+                             time.time() - info["since"])
     return results
 
   def close(self) -> None:
