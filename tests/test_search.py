@@ -352,10 +352,13 @@ def test_vmapped_children_get_the_rewards_of_sequential_children():
               for i in range(3)]
   assert any(p.residual for pol in policies for p in pol.sites.values())
   sequential = [px.train_one(p) for p in policies]
-  together = vmap_children.train_children(px, policies)
-  np.testing.assert_allclose(together, sequential, atol=1.5 / len(px.val_idx))
+  for mode in ("vmap", "loop"):
+    together = vmap_children.train_children(px, policies, mode=mode)
+    np.testing.assert_allclose(together, sequential,
+                               atol=1.5 / len(px.val_idx))
   assert vmap_children.rungs(150, 2, 20) == [20, 40, 80, 150]
   assert vmap_children.rungs(150, 1, 20) == [150]
-  halved = vmap_children.train_children(_digits_proxy(steps=4), policies,
-                                        eta=2, min_steps=2)
-  assert len(halved) == 3 and all(0 <= r <= 1 for r in halved)
+  for mode in ("vmap", "loop"):
+    halved = vmap_children.train_children(_digits_proxy(steps=4), policies,
+                                          eta=2, min_steps=2, mode=mode)
+    assert len(halved) == 3 and all(0 <= r <= 1 for r in halved)

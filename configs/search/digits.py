@@ -62,6 +62,7 @@ def get_config():
   config.proxy.weight_decay = 5e-4
   config.proxy.val_fraction = 0.1
   config.proxy.seed = 0
+  config.proxy.group_mode = "auto"      # 'vmap', 'loop' (auto: loop on CPU)
   config.proxy.halving_eta = 1          # > 1: successive halving in a group
   config.proxy.halving_min_steps = 0    # steps of the first rung
   return config

@@ -47,7 +47,8 @@ def run_group(proxy_config: Dict[str, Any], jobs) -> list:
         ImageProxy(proxy_config),
         [Policy.from_dict(j["policy"]) for j in jobs],
         eta=int(proxy_config.get("halving_eta", 1)),
-        min_steps=int(proxy_config.get("halving_min_steps", 0)))
+        min_steps=int(proxy_config.get("halving_min_steps", 0)),
+        mode=proxy_config.get("group_mode", "auto"))
   return [run_child(proxy_config, job) for job in jobs]
 
 

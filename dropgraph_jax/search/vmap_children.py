@@ -1,7 +1,8 @@
 """Several children in one compiled program, and successive halving.
 
 The paper names the search's cost as its main weakness. Children of one
-architecture that differ only in their ConvNet patterns can train together:
+architecture that differ only in their ConvNet patterns can share one
+compiled program:
 every pattern field is a traced scalar (:mod:`dropgraph_jax.patterns.conv`),
 so :func:`stack_policies` turns K policies into per-site arrays of shape
 ``(K,)`` and one ``jax.vmap``-ed step trains all K children, each with its
@@ -11,7 +12,9 @@ site without a pattern in some child becomes ``prob = 0`` there (the
 identity), and the ``residual`` choice is a traced selection
 (:func:`dropgraph_jax.models.sites.residual_pattern`). Masks are
 bit-identical to the sequential child's; rewards agree up to the float
-reassociation of batched convolutions (tested).
+reassociation of batched convolutions (tested). On a CPU the children run
+in turn through that one program (``mode='loop'``) instead of side by
+side (see :func:`train_children`).
 
 Successive halving (``halving_eta`` > 1): all K children train
 ``halving_min_steps`` steps and are scored on the validation split; the
@@ -73,8 +76,21 @@ def policy_from_table(placement: str, table) -> Policy:
 
 
 def train_children(proxy, policies: Sequence[Policy], eta: int = 1,
-                   min_steps: int = 0) -> List[float]:
-  """Rewards of ``policies`` trained together (``proxy``: ImageProxy)."""
+                   min_steps: int = 0, mode: str = "auto") -> List[float]:
+  """Rewards of ``policies`` trained with one compiled step.
+
+  ``mode='vmap'``: all children in one ``jax.vmap``-ed step (an
+  accelerator's way to use its width). ``mode='loop'``: the same traced
+  step compiled once and run for each child in turn (on a CPU, vmapped
+  per-child convolution weights become grouped convolutions, which XLA's
+  CPU backend runs slowly, so sharing the compilation is what pays).
+  ``'auto'``: ``'loop'`` on CPU, ``'vmap'`` elsewhere.
+  """
+  if mode == "auto":
+    mode = "loop" if jax.default_backend() == "cpu" else "vmap"
+  if mode not in ("vmap", "loop"):
+    raise ValueError(f"train_children: mode must be 'auto', 'vmap' or "
+                     f"'loop', got {mode!r}.")
   stacked = stack_policies(policies)
   if stacked is None:
     return [proxy.train_one(p) for p in policies]
@@ -85,28 +101,49 @@ def train_children(proxy, policies: Sequence[Policy], eta: int = 1,
     model = proxy.model(policy_from_table(placement, row))
     return proxy.step(model, params, stats, opt_state, x, y, key)
 
-  vstep = jax.jit(jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None, None)))
-  vcorrect = jax.jit(jax.vmap(proxy.correct, in_axes=(0, 0, None, None)))
-  state = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape),
-                       proxy.init())
+  init = proxy.init()
   rows = jax.tree.map(jnp.asarray, table)
+  if mode == "vmap":
+    vstep = jax.jit(jax.vmap(one_step, in_axes=(0, 0, 0, 0, None, None,
+                                                None)))
+    vcorrect = jax.jit(jax.vmap(proxy.correct, in_axes=(0, 0, None, None)))
+    states = jax.tree.map(lambda a: jnp.broadcast_to(a, (k,) + a.shape),
+                          init)
+  else:
+    step = jax.jit(one_step)
+    correct = jax.jit(proxy.correct)
+    states = [init] * k
   alive = np.arange(k)
   rewards = np.zeros(k)
   done = 0
   for budget in rungs(proxy.steps, eta, min_steps):
-    for s in range(done, budget):
-      state = vstep(rows, *state, *proxy.step_data(s))
+    if mode == "vmap":
+      for s in range(done, budget):
+        states = vstep(rows, *states, *proxy.step_data(s))
+      hits = sum(np.asarray(vcorrect(states[0], states[1], x, y))
+                 for x, y in proxy.val_batches())
+    else:
+      hits = np.zeros(len(alive))
+      for j, child in enumerate(alive):
+        row = jax.tree.map(lambda a, c=child: a[c], rows)
+        state = states[j]
+        for s in range(done, budget):
+          state = step(row, *state, *proxy.step_data(s))
+        states[j] = state
+        hits[j] = sum(int(correct(state[0], state[1], x, y))
+                      for x, y in proxy.val_batches())
     done = budget
-    hits = sum(np.asarray(vcorrect(state[0], state[1], x, y))
-               for x, y in proxy.val_batches())
     rewards[alive] = hits / len(proxy.val_idx)
     if budget == proxy.steps:
       break
     keep = np.sort(np.argsort(-rewards[alive], kind="stable")[
         :math.ceil(len(alive) / eta)])
     alive = alive[keep]
-    state = jax.tree.map(lambda a: a[keep], state)
-    rows = jax.tree.map(lambda a: a[keep], rows)
+    if mode == "vmap":
+      states = jax.tree.map(lambda a: a[keep], states)
+      rows = jax.tree.map(lambda a: a[keep], rows)
+    else:
+      states = [states[j] for j in keep]
   return rewards.tolist()
 
 
