@@ -57,6 +57,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.regularizer.schedule = "linear"  # ramp of every site's rate
   config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start
   config.regularizer.policy_file = ""     # name='policy': a policy JSON
+  # Further keyword options of the regularizer, e.g. DropGraph's
+  # adjacency / generator for the Table 6 and 8 ablations.
+  config.regularizer.options = ml_collections.ConfigDict()
   # name='variational_dropout' (language models): rates per site group.
   config.regularizer.variational = ml_collections.ConfigDict(
       {"embedding": 0.4, "hidden": 0.25, "attention": 0.1, "final": 0.4})

@@ -95,7 +95,8 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
     options["block_size"] = reg.block_size
   if reg.name == "dropgraph":
     options["alpha"] = reg.alpha
-  spec = RegularizerSpec(reg.name, options)
+  options.update(dict(reg.get("options", {})))  # e.g. adjacency, generator
+  spec = RegularizerSpec(reg.name, options).validate("config.regularizer")
   if reg.placement == "paper" and reg.blocks:
     # RegNetX in the DropGraph paper: given blocks of the last stage only.
     return regnet_lib.paper_policy(sites, spec, stage=tuple(reg.stages)[-1],

@@ -1,0 +1,85 @@
+"""Runs a grid of training runs (variants x seeds) and tabulates them.
+
+Used by the one-script-per-table reproductions in this folder. Every run
+goes through the real trainer (``train.train_and_evaluate``) in its own
+``WORKDIR/<variant>/seed<k>`` (a finished run's ``results.json`` is
+reused, so a killed reproduction restarts where it stopped); the table
+gives mean and standard deviation over seeds, plus the wall time, and the
+header names the command, machine and date.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Callable, Dict, List
+
+import jax
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))  # the repository root, for configs/
+sys.path.insert(0, os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))  # experiments/, for report
+
+import report  # noqa: E402  experiments/report.py
+from dropgraph_jax import train  # noqa: E402
+
+
+def run_grid(variants: Dict[str, Callable[[int], object]], seeds: List[int],
+             workdir: str, metric: str) -> Dict[str, List[dict]]:
+  """``variants``: name -> (seed -> config). Returns name -> results."""
+  out = {}
+  for name, make in variants.items():
+    out[name] = []
+    for seed in seeds:
+      run_dir = os.path.join(workdir, name.replace(" ", "_"), f"seed{seed}")
+      done = os.path.join(run_dir, "results.json")
+      if os.path.exists(done):
+        with open(done) as f:
+          out[name].append(json.load(f))
+        continue
+      config = make(seed)
+      start = time.time()
+      result = train.train_and_evaluate(config, run_dir)
+      result.pop("state", None)
+      print(f"{name} seed {seed}: {metric} {result[metric]:.4f} "
+            f"({time.time() - start:.0f} s)", flush=True)
+      out[name].append(result)
+  return out
+
+
+def table(title: str, results: Dict[str, List[dict]], metric: str,
+          label: str, paper: Dict[str, str], note: str, out: str,
+          scale: float = 100.0) -> None:
+  """Markdown (``out``) and a bar chart (``out`` with ``.png``)."""
+  lines = report.header(title) + [
+      f"Backend: {jax.default_backend()} ({jax.devices()[0].device_kind}). "
+      + note, "",
+      f"| variant | {label} (mean +- std) | seeds | wall time per run, s "
+      "| paper |", "|---|---|---|---|---|"]
+  means, stds = [], []
+  for name, runs in results.items():
+    values = np.array([r[metric] for r in runs]) * scale
+    means.append(values.mean())
+    stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+    wall = np.mean([r["wall_time_s"] for r in runs])
+    lines.append(f"| {name} | {means[-1]:.2f} +- {stds[-1]:.2f} | "
+                 f"{len(values)} | {wall:.0f} | {paper.get(name, '')} |")
+  report.emit(lines, out)
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  fig, ax = plt.subplots(figsize=(1.2 * len(means) + 2, 3.5))
+  ax.bar(range(len(means)), means, yerr=stds, capsize=4, color="#4c72b0")
+  ax.set_xticks(range(len(means)), list(results), rotation=30, ha="right")
+  ax.set_ylabel(label)
+  low = min(m - s for m, s in zip(means, stds))
+  high = max(m + s for m, s in zip(means, stds))
+  ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
+  ax.set_title(title, fontsize=9)
+  fig.tight_layout()
+  fig.savefig(os.path.splitext(out)[0] + ".png", dpi=120)
+  plt.close(fig)

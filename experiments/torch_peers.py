@@ -1,0 +1,124 @@
+"""The PyTorch side of ``bench_vs_pytorch.py`` (runs in its own environment).
+
+Not imported by the project: ``bench_vs_pytorch.py`` starts it with the
+Python of a separate environment that has
+
+    python -m venv ENV && ENV/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
+
+(PyPI's torchvision fails beside the machine's torch 2.13.0 CPU build, so
+the peers live apart from the project's environment), and talks to it in
+JSON lines on stdin/stdout:
+
+* ``{"op": "time", "row": NAME, "shape": [N, H, W, C], "rate": r,
+  "block": b}`` -> ``{"seconds": t}``: one forward+backward (output and
+  input gradient), timed after the first call of that row and shape;
+* ``{"op": "memory", ...}`` -> ``{"peak_bytes": b}``: the peak of CPU
+  bytes allocated during one forward+backward (``torch.profiler`` memory
+  events, input and upstream gradient excluded);
+* ``{"op": "stats", ...}`` -> ``{"dropped": f, "neighbour": p}``: the
+  dropped fraction and P(right neighbour dropped | dropped) over draws;
+* ``{"op": "versions"}``.
+
+Tensors are NCHW, PyTorch's layout; shapes arrive as NHWC and are permuted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import timm
+import torch
+import torch.nn.functional as F
+import torchvision
+from timm.layers import DropBlock2d, DropPath
+from torchvision.ops import drop_block2d, stochastic_depth
+
+
+def rows(rate: float, block: int):
+  timm_block = DropBlock2d(drop_prob=rate, block_size=block)
+  timm_path = DropPath(drop_prob=rate)
+  timm_block.train()
+  timm_path.train()
+  return {
+      "drop_block torchvision": lambda x: drop_block2d(x, rate, block),
+      "drop_block timm": timm_block,
+      "drop_path torchvision": lambda x: stochastic_depth(x, rate, "row"),
+      "drop_path timm": timm_path,
+      "spatial_dropout torch": lambda x: F.dropout2d(x, rate, True),
+      "dropout torch": lambda x: F.dropout(x, rate, True),
+  }
+
+
+_CACHE = {}
+
+
+def _setup(req):
+  n, h, w, c = req["shape"]
+  key = (req["row"], tuple(req["shape"]), req["rate"], req["block"])
+  if key not in _CACHE:
+    x = torch.randn(n, c, h, w, requires_grad=True)
+    g = torch.randn(n, c, h, w)
+    fn = rows(req["rate"], req["block"])[req["row"]]
+    _fwd_bwd(fn, x, g)  # warm-up
+    _CACHE[key] = (fn, x, g)
+  return _CACHE[key]
+
+
+def _fwd_bwd(fn, x, g):
+  x.grad = None
+  y = fn(x)
+  y.backward(g)
+  return y
+
+
+def handle(req):
+  op = req["op"]
+  if op == "versions":
+    return {"torch": torch.__version__, "torchvision": torchvision.__version__,
+            "timm": timm.__version__, "threads": torch.get_num_threads()}
+  fn, x, g = _setup(req)
+  if op == "time":
+    start = time.perf_counter()
+    _fwd_bwd(fn, x, g)
+    return {"seconds": time.perf_counter() - start}
+  if op == "memory":
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU],
+                                profile_memory=True) as prof:
+      _fwd_bwd(fn, x, g)
+    events = sorted((e for e in prof.events() if e.cpu_memory_usage),
+                    key=lambda e: e.time_range.start)
+    level = peak = 0
+    for e in events:
+      level += e.cpu_memory_usage
+      peak = max(peak, level)
+    return {"peak_bytes": int(peak)}
+  if op == "stats":
+    dropped = pairs = both = 0.0
+    with torch.no_grad():
+      ones = torch.ones_like(x)
+      for _ in range(req.get("draws", 20)):
+        mask = (fn(ones) == 0).float()
+        dropped += float(mask.mean())
+        pairs += float(mask[..., :-1].sum())
+        both += float((mask[..., :-1] * mask[..., 1:]).sum())
+    draws = req.get("draws", 20)
+    return {"dropped": dropped / draws,
+            "neighbour": both / pairs if pairs else 0.0}
+  raise ValueError(f"unknown op {op!r}")
+
+
+def main():
+  torch.manual_seed(0)
+  for line in sys.stdin:
+    try:
+      out = handle(json.loads(line))
+    except Exception as e:  # report, keep serving
+      out = {"error": f"{type(e).__name__}: {e}"}
+    sys.stdout.write(json.dumps(out) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+  main()
