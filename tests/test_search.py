@@ -362,3 +362,24 @@ def test_vmapped_children_get_the_rewards_of_sequential_children():
     halved = vmap_children.train_children(_digits_proxy(steps=4), policies,
                                           eta=2, min_steps=2, mode=mode)
     assert len(halved) == 3 and all(0 <= r <= 1 for r in halved)
+
+
+def test_search_command_line_at_tiny_size(tmp_path):
+  import subprocess
+  import sys
+  root = os.path.join(os.path.dirname(__file__), "..")
+  args = [sys.executable, "-m", "dropgraph_jax.search",
+          "--config", os.path.join(root, "configs", "search", "digits.py"),
+          "--workdir", str(tmp_path), "--config.search.backend=inline",
+          "--config.search.num_jobs=2", "--config.search.capacity=2",
+          "--config.search.minibatch=2", "--config.proxy.steps=2",
+          "--config.proxy.batch_size=16"]
+  done = subprocess.run(args, cwd=root, capture_output=True, text=True,
+                        timeout=600, env={**os.environ, "JAX_PLATFORMS":
+                                          "cpu"})
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert "reinforce" in done.stdout and "random" in done.stdout
+  assert (tmp_path / "reinforce" / "best_policy.json").exists()
+  bad = subprocess.run(args[:-3] + ["--config.search.minibatch=3"], cwd=root,
+                       capture_output=True, text=True, timeout=600)
+  assert bad.returncode == 2 and "larger than the capacity" in bad.stderr
