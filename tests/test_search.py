@@ -349,7 +349,7 @@ def test_vmapped_children_get_the_rewards_of_sequential_children():
   rows = [[3, 1, 1, 2, 1, 0, 0, 1], [2, 0, 1, 0, 0, 1, 1, 0],
           [0, 0, 0, 0, 0, 0, 0, 0], [1, 2, 0, 5, 3, 3, 1, 1]]
   policies = [space.decode(sum((rows[(i + j) % 4] for j in range(n)), []))
-              for i in range(3)]
+              for i in (0, 3)]
   assert any(p.residual for pol in policies for p in pol.sites.values())
   sequential = [px.train_one(p) for p in policies]
   for mode in ("vmap", "loop"):
@@ -361,7 +361,7 @@ def test_vmapped_children_get_the_rewards_of_sequential_children():
   for mode in ("vmap", "loop"):
     halved = vmap_children.train_children(_digits_proxy(steps=4), policies,
                                           eta=2, min_steps=2, mode=mode)
-    assert len(halved) == 3 and all(0 <= r <= 1 for r in halved)
+    assert len(halved) == 2 and all(0 <= r <= 1 for r in halved)
 
 
 def test_search_command_line_at_tiny_size(tmp_path):
