@@ -41,12 +41,7 @@ def _config(data_dir, **overrides):
   config.eval_every_epochs = 0.0
   config.checkpoint_every_steps = 4
   config.async_checkpointing = False
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

@@ -35,12 +35,7 @@ def _search_config(**overrides):
   config.search.compare_random = False
   config.proxy.name = "synthetic"
   config.proxy.noise = 0.05
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 
@@ -383,3 +378,31 @@ def test_search_command_line_at_tiny_size(tmp_path):
   bad = subprocess.run(args[:-3] + ["--config.search.minibatch=3"], cwd=root,
                        capture_output=True, text=True, timeout=600)
   assert bad.returncode == 2 and "larger than the capacity" in bad.stderr
+
+
+def test_trainer_proxy_scores_language_models_on_validation(tmp_path):
+  from dropgraph_jax.search import proxy
+  from test_lm_training import _write_corpus
+  root = os.path.join(os.path.dirname(__file__), "..")
+  corpus = _write_corpus(tmp_path)
+  sites = list_sites(get_model("transformer_xl_tiny"), (1, 6),
+                     dtype=jnp.int32)
+  space = space_lib.transformer_space_for(sites, size=(0, 1, 6))
+  tokens = [2, 0, 1, 0] * 6  # variational-like patterns at every sub-layer
+  cfg = {"name": "trainer",
+         "config_file": os.path.join(root, "configs",
+                                     "ptb_transformer_xl.py"),
+         "config_arg": "policy",
+         "overrides": {"model": "transformer_xl_tiny", "data_dir": corpus,
+                       "batch_size": 8, "eval_batch_size": 8, "seq_len": 6,
+                       "mem_len": 6, "num_train_steps": 3,
+                       "eval_every_epochs": 0.0}}
+  job = {"id": 0, "attempt": 0, "tokens": tokens,
+         "policy": space.decode(tokens).to_dict()}
+  reward = proxy.run_child(cfg, job)
+  assert 0 < reward < 80 / 5  # 80 / valid perplexity; 40 words: ppl > 5
+  image = {"name": "trainer", "config_file": os.path.join(
+      root, "configs", "digits.py"), "overrides": {"num_train_steps": 1}}
+  with pytest.raises(ValueError, match="scores on the 'test' split"):
+    proxy.run_child(image, {"id": 1, "attempt": 0, "tokens": [],
+                            "policy": Policy({}).to_dict()})

@@ -28,12 +28,7 @@ def _digits_config(**overrides):
   config.batch_size = 16
   config.eval_batch_size = 64
   config.regularizer.ramp_epochs = 0.5
-  for key, value in overrides.items():
-    node = config
-    *path, last = key.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = value
+  config.update_from_flattened_dict(overrides)
   return config
 
 

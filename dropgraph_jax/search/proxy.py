@@ -207,6 +207,7 @@ def _trainer(cfg, job) -> float:
   import importlib.util
 
   from dropgraph_jax import train
+  from dropgraph_jax.models import model_kind
   from dropgraph_jax.patterns import Policy
 
   spec = importlib.util.spec_from_file_location("proxy_config",
@@ -222,15 +223,12 @@ def _trainer(cfg, job) -> float:
     config.regularizer.policy_file = policy_file
     config.async_checkpointing = False
     config.checkpoint_every_steps = 10**9
-    for key, value in cfg.get("overrides", {}).items():
-      node = config
-      *path, last = key.split(".")
-      for p in path:
-        node = node[p]
-      node[last] = value
-    if config.get("eval_split", "") == "test":
+    config.update_from_flattened_dict(dict(cfg.get("overrides", {})))
+    if model_kind(config.model) == "image" and config.eval_split == "test":
       raise ValueError("proxy config scores on the 'test' split; set "
-                       "eval_split to a validation split.")
+                       "eval_split to a validation split (e.g. "
+                       "train_split='train[:90%]', eval_split="
+                       "'train[90%:]').")
     results = train.train_and_evaluate(config, os.path.join(tmp, "run"))
   if "valid_perplexity" in results:
     return 80.0 / results["valid_perplexity"]
