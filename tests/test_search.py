@@ -406,3 +406,23 @@ def test_trainer_proxy_scores_language_models_on_validation(tmp_path):
   with pytest.raises(ValueError, match="scores on the 'test' split"):
     proxy.run_child(image, {"id": 1, "attempt": 0, "tokens": [],
                             "policy": Policy({}).to_dict()})
+
+
+def test_every_search_config_builds_its_space_and_proxy():
+  import glob
+  import importlib
+  root = os.path.join(os.path.dirname(__file__), "..")
+  names = sorted(os.path.basename(p)[:-3] for p in glob.glob(
+      os.path.join(root, "configs", "search", "*.py"))
+      if not p.endswith("__init__.py"))
+  assert {"digits", "cifar_wrn28_2", "ptb_transformer_xl"} <= set(names)
+  sizes = {}
+  for name in names:
+    config = importlib.import_module(f"configs.search.{name}").get_config()
+    space = run.build_space(config.space)
+    engine.check_search_config(config.search)
+    sizes[name] = len(space.vocab_sizes())
+    if config.proxy.name == "trainer":
+      run.proxy_config(config, space)  # the config file exists
+  assert sizes["cifar_wrn28_2"] == 8 * 24  # every BN output of WRN-28-2
+  assert sizes["ptb_transformer_xl"] == 4 * 6
