@@ -113,8 +113,6 @@ class Search:
     self._sample = jax.jit(
         lambda params, key, n: ctrl.sample(self.ccfg, params, key, n),
         static_argnums=2)
-    self._log_prob = jax.jit(
-        lambda params, tokens: ctrl.log_prob(self.ccfg, params, tokens))
     self._update = jax.jit(self._update_fn)
     self._restore()
 
