@@ -46,6 +46,8 @@ REGISTRY: Dict[str, tuple] = {
                               (1, 224, 224, 3)) for i in range(8)},
     "transformer_xl_ptb": (_p(TransformerXL, config=TXL_CONFIGS["ptb"]),
                            "tokens", (1, 70)),
+    "transformer_xl_small": (_p(TransformerXL, config=TXL_CONFIGS["small"]),
+                             "tokens", (1, 70)),
     # The main job's model: 8x8 digits, stages at 8x8 and 4x4.
     "resnet_digits": (_p(ResNet, stage_sizes=(2, 2), block="basic",
                          num_classes=10, width=16, stem="cifar"), "image",

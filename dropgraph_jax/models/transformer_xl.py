@@ -67,6 +67,10 @@ class TXLConfig:
 
 CONFIGS = {
     "ptb": TXLConfig(),
+    # Reduced-scale PTB runs on a CPU (experiments/reproduce): 4 layers of
+    # width 128, 2,146,858 parameters with the 10k vocabulary.
+    "small": TXLConfig(n_layer=4, d_model=128, n_head=4, d_head=32,
+                       d_inner=512),
     "tiny": TXLConfig(vocab_size=97, n_layer=2, d_model=32, n_head=4,
                       d_head=8, d_inner=64, tgt_len=12, mem_len=12,
                       max_segment=64),

@@ -4,6 +4,7 @@ dropout vs AutoDropout patterns.
     unzip ../shared/datasets/ptb.zip -d /tmp/ptb
     python experiments/reproduce/ptb_autodropout.py --data-dir /tmp/ptb \
         --steps 20000 --seeds 0 --workdir runs/repro_ptb \
+        [--model transformer_xl_small --learning-rate 1e-3] \
         --out experiments/results/repro_ptb_autodropout.md \
         [--policy runs/search_ptb/reinforce/best_policy.json]
 
@@ -33,6 +34,8 @@ def main():
   parser.add_argument("--steps", type=int, default=20000)
   parser.add_argument("--seeds", default="0")
   parser.add_argument("--policy", default="")
+  parser.add_argument("--learning-rate", type=float, default=0.0,
+                      help="0: the config's (2.5e-4, for 300k steps)")
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--out", default="")
   args = parser.parse_args()
@@ -47,6 +50,8 @@ def main():
       config.data_dir = args.data_dir
       config.seed = seed
       config.num_train_steps = args.steps
+      if args.learning_rate:
+        config.learning_rate = args.learning_rate
       config.eval_every_epochs = 0.0
       config.checkpoint_every_steps = 2000
       if name == "policy":
