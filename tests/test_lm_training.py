@@ -116,3 +116,21 @@ def test_lm_bad_input(tmp_path):
   with pytest.raises(ValueError, match="policy_file is empty"):
     lm_train.build_lm_policy(_config(data, **{"regularizer.name": "policy"}),
                              40)
+
+
+def test_autodropout_paper_policy_has_the_reported_shapes():
+  from dropgraph_jax.models import list_sites
+  from dropgraph_jax.models.transformer_xl import autodropout_paper_policy
+  from dropgraph_jax.patterns import RegularizerSpec, TransformerPattern
+  sites = list_sites(get_model("transformer_xl_tiny"), (1, 12),
+                     dtype=jnp.int32)
+  policy = autodropout_paper_policy(sites, 12)
+  attn = policy.sites["layer1/attn/key"]
+  assert isinstance(attn, TransformerPattern)
+  assert (attn.size, attn.stride, attn.share_t, attn.share_c) == (
+      12, 0, True, False)  # variational-like: one mask per sequence
+  ffn = policy.sites["layer0/residual"]
+  assert (ffn.size, ffn.stride, ffn.share_c) == (1, 0, True)  # word dropout
+  assert policy.sites["embeddings"] == RegularizerSpec(
+      "variational_dropout", {"rate": 0.4})
+  assert len(policy) == len(sites)  # every site regularized

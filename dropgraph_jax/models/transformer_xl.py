@@ -263,14 +263,10 @@ def autodropout_paper_policy(sites: Sequence[str], seq_len: int,
                             share_c=False, rate=attention)
   word = TransformerPattern(size=1, stride=0, share_t=False, share_c=True,
                             rate=feed_forward)
-  specs = {}
+  specs = dict(variational_policy(sites, embedding=embedding,
+                                  final=final).sites)
   for site in sites:
-    if site == "embeddings":
-      specs[site] = RegularizerSpec("variational_dropout",
-                                    {"rate": embedding})
-    elif site == "final":
-      specs[site] = RegularizerSpec("variational_dropout", {"rate": final})
-    elif site.endswith("/residual"):
+    if site.endswith("/residual"):
       specs[site] = word
     elif "/attn/" in site:
       specs[site] = attn
