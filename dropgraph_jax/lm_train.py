@@ -95,10 +95,7 @@ def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
   sites = list_sites(build_model(config, vocab_size), (1, config.seq_len),
                      dtype=jnp.int32)
   if reg.name == "policy":
-    if not reg.policy_file:
-      raise ValueError("config.regularizer.policy_file is empty: pass the "
-                       "policy JSON (e.g. a search's best_policy.json).")
-    return Policy.load(reg.policy_file).validate_sites(sites)
+    return train_lib.load_policy_file(reg, sites)
   if reg.name == "autodropout_paper":
     return autodropout_paper_policy(sites, config.seq_len)
   return variational_policy(sites, **dict(reg.variational))

@@ -82,10 +82,7 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
   sites = list_sites(get_model(model_name, **config.model_kwargs),
                      input_shape)
   if reg.name == "policy":
-    if not reg.policy_file:
-      raise ValueError("config.regularizer.policy_file is empty: pass the "
-                       "policy JSON (e.g. a search's best_policy.json).")
-    return Policy.load(reg.policy_file).validate_sites(sites)
+    return load_policy_file(reg, sites)
   if reg.name in ("variational_dropout", "autodropout_paper"):
     raise ValueError(f"config.regularizer.name={reg.name!r} is for "
                      "language models; image models take 'dropout', "
@@ -109,6 +106,14 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
                    if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
   raise ValueError(f"config.regularizer.placement must be 'paper' or 'all', "
                    f"got {reg.placement!r}.")
+
+
+def load_policy_file(reg, sites) -> Policy:
+  """``reg.policy_file`` (name='policy'), checked against ``sites``."""
+  if not reg.policy_file:
+    raise ValueError("config.regularizer.policy_file is empty: pass the "
+                     "policy JSON (e.g. a search's best_policy.json).")
+  return Policy.load(reg.policy_file).validate_sites(sites)
 
 
 def _cross_entropy(logits, labels, smoothing: float = 0.0):
