@@ -26,6 +26,7 @@ JSON object. The reward never looks at a test split.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -44,7 +45,7 @@ def run_group(proxy_config: Dict[str, Any], jobs) -> list:
     from dropgraph_jax.patterns import Policy
     from dropgraph_jax.search import vmap_children
     return vmap_children.train_children(
-        ImageProxy(proxy_config),
+        image_proxy(proxy_config),
         [Policy.from_dict(j["policy"]) for j in jobs],
         eta=int(proxy_config.get("halving_eta", 1)),
         min_steps=int(proxy_config.get("halving_min_steps", 0)),
@@ -188,7 +189,21 @@ class ImageProxy:
 
 def _image(cfg, job) -> float:
   from dropgraph_jax.patterns import Policy
-  return ImageProxy(cfg).train_one(Policy.from_dict(job["policy"]))
+  return image_proxy(cfg).train_one(Policy.from_dict(job["policy"]))
+
+
+_PROXIES: Dict[str, "ImageProxy"] = {}
+
+
+def image_proxy(cfg) -> "ImageProxy":
+  """This process's ImageProxy for ``cfg``: built once, so a long-lived
+  worker loads and normalises the data and draws the batches once, not
+  for every child (the proxy is never modified after construction)."""
+  key = json.dumps(cfg, sort_keys=True, default=str)
+  if key not in _PROXIES:
+    _PROXIES.clear()  # one dataset in memory per worker
+    _PROXIES[key] = ImageProxy(cfg)
+  return _PROXIES[key]
 
 
 def _materialise(data):
