@@ -134,3 +134,21 @@ def test_autodropout_paper_policy_has_the_reported_shapes():
   assert policy.sites["embeddings"] == RegularizerSpec(
       "variational_dropout", {"rate": 0.4})
   assert len(policy) == len(sites)  # every site regularized
+
+
+def test_a_zero_rate_site_is_the_identity_under_a_traced_rate_factor():
+  """Regression: a rate-0 site used to become a traced rate 0 * factor and
+  fail with 'key is required' (a variational config with one rate at 0)."""
+  from dropgraph_jax.models.transformer_xl import variational_policy
+  from dropgraph_jax.models import list_sites
+  tokens = jnp.arange(12, dtype=jnp.int32).reshape(2, 6)
+  sites = list_sites(get_model("transformer_xl_tiny"), (2, 6),
+                     dtype=jnp.int32)
+  plain = get_model("transformer_xl_tiny")
+  zero = get_model("transformer_xl_tiny", policy=variational_policy(
+      sites, embedding=0.0, hidden=0.0, attention=0.0, final=0.0))
+  variables = plain.init(jax.random.key(0), tokens, train=False)
+  expected, _ = plain.apply(variables, tokens, train=True)
+  got, _ = jax.jit(lambda f: zero.apply(variables, tokens, train=True,
+                                        rate_factor=f))(jnp.float32(0.5))
+  np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)

@@ -53,8 +53,9 @@ class Site(nn.Module):
                spec_override=None) -> jax.Array:
     self.sow(SITES_COLLECTION, "declared", jnp.zeros((), jnp.int8))
     spec = spec_override if spec_override is not None else self.spec()
-    if spec is None:
-      return x
+    if spec is None or (isinstance(spec, RegularizerSpec) and
+                        spec.options.get("rate") == 0):
+      return x  # rate 0 is the identity, whatever the rate_factor
     rate = None
     if isinstance(spec, RegularizerSpec) and rate_factor is not None:
       rate = spec.options["rate"] * rate_factor
@@ -63,9 +64,7 @@ class Site(nn.Module):
       opts.pop("rate")
       return layers.DropGraph(rate=spec.options["rate"], name="dropgraph",
                               **opts)(x, deterministic=not train, rate=rate)
-    active = train and not (isinstance(spec, RegularizerSpec) and
-                            spec.options.get("rate") == 0)
-    key = self.make_rng("dropout") if active else None
+    key = self.make_rng("dropout") if train else None
     return apply_spec(spec, x, key=key, train=train, rate=rate)
 
 
