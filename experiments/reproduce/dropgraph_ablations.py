@@ -40,6 +40,7 @@ def main():
                       required=True)
   parser.add_argument("--dataset", default="cifar10")
   parser.add_argument("--model", default="resnet18_cifar")
+  parser.add_argument("--width", type=int, default=0)
   parser.add_argument("--epochs", type=float, default=15)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--seeds", default="0,1,2")
@@ -73,7 +74,8 @@ def main():
     paper = {"alpha=0.2": "78.40 (best)"}
   results = grid.run_grid(variants, seeds,
                           f"{args.workdir}/{args.study}", "test_accuracy")
-  grid.table(f"DropGraph {args.study} ablation, {args.model}, "
+  width = f" width {args.width}" if args.width else ""
+  grid.table(f"DropGraph {args.study} ablation, {args.model}{width}, "
              f"{args.epochs:g} epochs", results, "test_accuracy",
              "test accuracy %", paper,
              "Paper column: ImageNet ResNet-50 top-1 (Tables 6, 8, Fig. 2).",
