@@ -11,7 +11,8 @@ reference). The regularizer goes after the colon:
   attention-probability dropout), rates in ``regularizer.variational``;
 * ``autodropout_paper``: the pattern shapes the AutoDropout paper reports
   for its best PTB policy (attention like variational dropout, feed-forward
-  like word dropout; the searched policy itself was never published);
+  like word dropout; the searched policy itself was never published),
+  rates in ``regularizer.autodropout``;
 * ``policy``: any policy JSON, e.g. a search's ``best_policy.json``, with
   ``--config.regularizer.policy_file=FILE``;
 * ``none``.
@@ -23,6 +24,8 @@ reference). The regularizer goes after the colon:
 Paper (Table 4, PTB valid / test perplexity): Transformer-XL 59.1 / 56.0,
 + AutoDropout 58.1 / 54.9, after 300,000 steps.
 """
+
+import ml_collections
 
 from configs import default
 
@@ -49,6 +52,10 @@ def get_config(regularizer: str = "variational_dropout"):
   config.weight_decay = 0.0
   config.grad_clip_norm = 0.25
   config.regularizer.name = regularizer
+  # 'autodropout_paper': the pattern rates (the embedding and final state
+  # keep regularizer.variational's rates).
+  config.regularizer.autodropout = ml_collections.ConfigDict(
+      {"attention": 0.25, "feed_forward": 0.25})
   config.regularizer.schedule = "constant"
   config.log_every_steps = 200
   config.eval_every_epochs = 1.0

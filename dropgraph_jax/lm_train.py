@@ -97,7 +97,10 @@ def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
   if reg.name == "policy":
     return train_lib.load_policy_file(reg, sites)
   if reg.name == "autodropout_paper":
-    return autodropout_paper_policy(sites, config.seq_len)
+    rates = dict(reg.get("autodropout", {}))
+    return autodropout_paper_policy(
+        sites, config.seq_len, embedding=reg.variational.embedding,
+        final=reg.variational.final, **rates)
   return variational_policy(sites, **dict(reg.variational))
 
 

@@ -134,6 +134,14 @@ def test_autodropout_paper_policy_has_the_reported_shapes():
   assert policy.sites["embeddings"] == RegularizerSpec(
       "variational_dropout", {"rate": 0.4})
   assert len(policy) == len(sites)  # every site regularized
+  # The trainer takes the rates from the config.
+  config = _config("unused", **{"regularizer.name": "autodropout_paper",
+                                "regularizer.autodropout.attention": 0.125,
+                                "regularizer.variational.embedding": 0.2})
+  built = lm_train.build_lm_policy(config, vocab_size=97)
+  assert built.sites["layer1/attn/key"].rate == 0.125
+  assert built.sites["layer0/residual"].rate == 0.25
+  assert built.sites["embeddings"].options["rate"] == 0.2
 
 
 def test_a_zero_rate_site_is_the_identity_under_a_traced_rate_factor():

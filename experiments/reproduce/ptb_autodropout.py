@@ -4,7 +4,8 @@ dropout vs AutoDropout patterns.
     unzip ../shared/datasets/ptb.zip -d /tmp/ptb
     python experiments/reproduce/ptb_autodropout.py --data-dir /tmp/ptb \
         --steps 20000 --seeds 0 --workdir runs/repro_ptb \
-        [--model transformer_xl_small --learning-rate 1e-3] \
+        [--model transformer_xl_small --learning-rate 1e-3 \
+         --warmup-epochs 0.25 --rate-scale 0.5] \
         --out experiments/results/repro_ptb_autodropout.md \
         [--policy runs/search_ptb/reinforce/best_policy.json]
 
@@ -13,6 +14,12 @@ and memory 70, Adam + cosine) with ``--steps`` steps instead of 300,000.
 Variants: ``variational_dropout`` (the Transformer-XL baseline),
 ``autodropout_paper`` (the pattern shapes the paper reports) and, with
 ``--policy``, a searched policy. Reported: validation and test perplexity.
+
+At reduced scale use a warm-up and lower rates: with the full rates (0.4
+embedding and final, 0.25 sub-layer outputs, 0.1 attention), lr 1e-3 and
+no warm-up, the 2M-parameter ``transformer_xl_small`` stayed at the unigram
+perplexity (~650) for 3000 steps, while each rate group alone, or no
+dropout, learned (valid ppl 178 after 1000 steps without dropout).
 """
 
 from __future__ import annotations
@@ -36,6 +43,11 @@ def main():
   parser.add_argument("--policy", default="")
   parser.add_argument("--learning-rate", type=float, default=0.0,
                       help="0: the config's (2.5e-4, for 300k steps)")
+  parser.add_argument("--warmup-epochs", type=float, default=0.0)
+  parser.add_argument("--rate-scale", type=float, default=1.0,
+                      help="multiplies every dropout rate of both variants "
+                      "(the paper's rates are for 24M parameters and 300k "
+                      "steps)")
   parser.add_argument("--workdir", required=True)
   parser.add_argument("--out", default="")
   args = parser.parse_args()
@@ -52,6 +64,11 @@ def main():
       config.num_train_steps = args.steps
       if args.learning_rate:
         config.learning_rate = args.learning_rate
+      config.warmup_epochs = args.warmup_epochs
+      for group in (config.regularizer.variational,
+                    config.regularizer.autodropout):
+        for k in group:
+          group[k] = group[k] * args.rate_scale
       config.eval_every_epochs = 0.0
       config.checkpoint_every_steps = 2000
       if name == "policy":
@@ -62,7 +79,8 @@ def main():
   results = grid.run_grid({n: make(n) for n in names},
                           [int(s) for s in args.seeds.split(",")],
                           args.workdir, "valid_perplexity")
-  grid.table(f"PTB Transformer-XL ({args.model}), {args.steps} steps",
+  grid.table(f"PTB Transformer-XL ({args.model}), {args.steps} steps, "
+             f"rates x{args.rate_scale:g}",
              results, "valid_perplexity", "validation perplexity", PAPER,
              "Paper column: valid / test perplexity after 300,000 steps. "
              "Test perplexity of each run is in its results.json.",
