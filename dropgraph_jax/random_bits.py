@@ -25,6 +25,14 @@ sensitivity.
 ``rng='jax'`` uses ``jax.random.bits`` with the key as given (threefry by
 default), for users who want JAX's generator at its cost.
 
+Broadcast masks are the exception: when :func:`keep_mask` is given the
+activation (``like``) and the mask is at least 8x smaller (spatial dropout,
+drop path, variational dropout), ``'hash'`` draws the mask with
+``jax.random.bits``. Fused, the hash would be recomputed for every element
+of the activation the mask is broadcast over; JAX's generator runs as its
+own loop, so the small mask is made once and the big loop only reads it
+(``experiments/bench_vs_pytorch.py``: spatial dropout and drop path).
+
 Limits: the flat index is a uint32, so one call covers at most 2**32
 elements; larger tensors raise ``ValueError`` (use ``rng='jax'``).
 """
@@ -40,6 +48,8 @@ from jax import lax
 
 RNG_IMPLS = ("hash", "jax")
 _MAX_ELEMENTS = 2**32
+# keep_mask materialises masks at least this many times smaller than ``like``.
+_MATERIALIZE_BELOW = 8
 
 
 def _lowbias32(h: jax.Array) -> jax.Array:
@@ -132,6 +142,14 @@ def keep_mask(key: jax.Array, shape: Sequence[int], rate, rng: str = "hash",
   """
   threshold = jnp.round(jnp.asarray(rate, jnp.float32) * 2.0**24).astype(
       jnp.uint32)
+  if (rng == "hash" and like is not None and
+      _MATERIALIZE_BELOW * np.prod(shape) <= np.size(like)):
+    # A mask broadcast over ``like`` (spatial dropout, drop path, variational
+    # dropout): XLA would fuse the hash into the consumer and recompute it
+    # for every element of ``like`` (optimization_barrier does not stop
+    # this on CPU: the barrier is removed before fusion). JAX's generator
+    # runs as its own loop, so the small mask is made once and read.
+    rng = "jax"
   return (bits(key, shape, rng, like=like) >> 8) >= threshold
 
 

@@ -69,3 +69,16 @@ def test_too_many_elements_for_hash_raises():
   with pytest.raises(ValueError, match="at most 2\\*\\*32 elements"):
     jax.eval_shape(lambda k: random_bits.bits(k, (1 << 16, 1 << 17)),
                    jax.random.key(0))
+
+
+def test_a_broadcast_mask_is_drawn_once_by_jax_and_a_full_one_is_hashed():
+  key = jax.random.key(3)
+  big = jnp.zeros((4, 8, 8, 16))
+  small = random_bits.keep_mask(key, (4, 1, 1, 16), 0.3, "hash", like=big)
+  np.testing.assert_array_equal(
+      small, random_bits.keep_mask(key, (4, 1, 1, 16), 0.3, "jax"))
+  full = random_bits.keep_mask(key, big.shape, 0.3, "hash", like=big)
+  np.testing.assert_array_equal(
+      full, random_bits.keep_mask(key, big.shape, 0.3, "hash"))
+  assert not np.array_equal(
+      full, random_bits.keep_mask(key, big.shape, 0.3, "jax"))
