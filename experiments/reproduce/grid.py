@@ -53,21 +53,36 @@ def run_grid(variants: Dict[str, Callable[[int], object]], seeds: List[int],
 
 def table(title: str, results: Dict[str, List[dict]], metric: str,
           label: str, paper: Dict[str, str], note: str, out: str,
-          scale: float = 100.0) -> None:
-  """Markdown (``out``) and a bar chart (``out`` with ``.png``)."""
+          scale: float = 100.0, extra: Dict[str, str] = None) -> None:
+  """Markdown (``out``) and a bar chart (``out`` with ``.png``) of
+  ``metric``; ``extra`` (result key -> label) adds mean +- std columns."""
+  extra = extra or {}
+  total = sum(r["wall_time_s"] for runs in results.values() for r in runs)
+  columns = [label] + list(extra.values())
   lines = report.header(title) + [
       f"Backend: {jax.default_backend()} ({jax.devices()[0].device_kind}). "
-      + note, "",
-      f"| variant | {label} (mean +- std) | seeds | wall time per run, s "
-      "| paper |", "|---|---|---|---|---|"]
+      + note + f" Wall time of all {sum(map(len, results.values()))} runs: "
+      f"{total / 60:.0f} min.", "",
+      "| variant | " + " | ".join(f"{c} (mean +- std)" for c in columns) +
+      " | seeds | wall time per run, s | paper |",
+      "|---|" + "---|" * (len(columns) + 3)]
+
+  def summary(key):
+    values = np.array([r[key] for r in runs]) * (scale if key == metric
+                                                 else 1.0)
+    return values, values.mean(), (values.std(ddof=1) if len(values) > 1
+                                   else 0.0)
+
   means, stds = [], []
   for name, runs in results.items():
-    values = np.array([r[metric] for r in runs]) * scale
-    means.append(values.mean())
-    stds.append(values.std(ddof=1) if len(values) > 1 else 0.0)
+    values, mean, std = summary(metric)
+    means.append(mean)
+    stds.append(std)
+    cells = [f"{mean:.2f} +- {std:.2f}"] + [
+        "{1:.2f} +- {2:.2f}".format(*summary(key)) for key in extra]
     wall = np.mean([r["wall_time_s"] for r in runs])
-    lines.append(f"| {name} | {means[-1]:.2f} +- {stds[-1]:.2f} | "
-                 f"{len(values)} | {wall:.0f} | {paper.get(name, '')} |")
+    lines.append(f"| {name} | " + " | ".join(cells) +
+                 f" | {len(values)} | {wall:.0f} | {paper.get(name, '')} |")
   report.emit(lines, out)
   import matplotlib
   matplotlib.use("Agg")
