@@ -1,0 +1,68 @@
+"""The reproduction harness (experiments/reproduce/grid.py) at digits size."""
+
+import json
+import os
+import sys
+
+import pytest
+
+from configs import digits
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+sys.path.insert(0, os.path.join(ROOT, "experiments", "reproduce"))
+
+import grid  # noqa: E402  experiments/reproduce/grid.py
+
+
+def _variant(regularizer):
+  def config_for(seed):
+    config = digits.get_config()
+    config.regularizer.name = regularizer
+    config.seed = seed
+    config.num_train_steps = 4
+    config.batch_size = 16
+    config.eval_batch_size = 64
+    config.eval_every_epochs = 0.0
+    config.checkpoint_every_steps = 4
+    config.async_checkpointing = False
+    return config
+  return config_for
+
+
+def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
+  variants = {"none": _variant("none"), "drop block": _variant("drop_block")}
+  results = grid.run_grid(variants, [0, 1], str(tmp_path / "runs"),
+                          "test_accuracy")
+  assert {k: len(v) for k, v in results.items()} == {"none": 2,
+                                                     "drop block": 2}
+  done = tmp_path / "runs" / "drop_block" / "seed1" / "results.json"
+  assert json.loads(done.read_text())["regularizer"] == "drop_block"
+  # A finished run is read back, not trained again.
+  marker = json.loads(done.read_text())
+  marker["test_accuracy"] = 0.123
+  done.write_text(json.dumps(marker))
+  again = grid.run_grid(variants, [0, 1], str(tmp_path / "runs"),
+                        "test_accuracy")
+  assert again["drop block"][1]["test_accuracy"] == 0.123
+
+  out = tmp_path / "table.md"
+  grid.table("digits", again, "test_accuracy", "test accuracy %",
+             {"none": "1.0"}, "A note.", str(out),
+             extra={"test_loss": "test loss"})
+  text = out.read_text()
+  assert "| variant | test accuracy % (mean +- std) | test loss (mean +- std)" \
+      in text
+  row = [l for l in text.splitlines() if l.startswith("| drop block |")][0]
+  accs = [r["test_accuracy"] * 100 for r in again["drop block"]]
+  assert row.split(" | ")[1].startswith(f"{sum(accs) / 2:.2f} +- ")
+  assert "Wall time of all 4 runs" in text
+  assert (tmp_path / "table.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("script", ["cifar_regularizers.py",
+                                    "dropgraph_ablations.py",
+                                    "ptb_autodropout.py"])
+def test_reproduction_scripts_document_their_command(script):
+  with open(os.path.join(ROOT, "experiments", "reproduce", script)) as f:
+    head = f.read(2000)
+  assert f"python experiments/reproduce/{script}" in head
