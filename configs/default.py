@@ -54,7 +54,10 @@ def get_config() -> ml_collections.ConfigDict:
                                       # sites of a block (a regex)
   config.regularizer.blocks = ()      # 'paper': only these blocks of the
                                       # last listed stage (RegNetX)
-  config.regularizer.schedule = "linear"  # ramp of every site's rate
+  config.regularizer.schedule = "linear"  # ramp of every RegularizerSpec
+                                          # site's rate (ConvPattern /
+                                          # TransformerPattern sites of a
+                                          # policy keep their own)
   config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start
   config.regularizer.policy_file = ""     # name='policy': a policy JSON
   # Further keyword options of the regularizer, e.g. DropGraph's
