@@ -57,6 +57,11 @@ def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
   assert row.split(" | ")[1].startswith(f"{sum(accs) / 2:.2f} +- ")
   assert "Wall time of all 4 runs" in text
   assert (tmp_path / "table.png").stat().st_size > 1000
+  # One seed has no spread to show.
+  grid.table("digits", {"none": again["none"][:1]}, "test_accuracy", "acc",
+             {}, "", str(out))
+  row = [l for l in out.read_text().splitlines() if l.startswith("| none")]
+  assert "+-" not in row[0]
 
 
 @pytest.mark.parametrize("script", ["cifar_regularizers.py",

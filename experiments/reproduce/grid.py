@@ -78,8 +78,11 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
     values, mean, std = summary(metric)
     means.append(mean)
     stds.append(std)
-    cells = [f"{mean:.2f} +- {std:.2f}"] + [
-        "{1:.2f} +- {2:.2f}".format(*summary(key)) for key in extra]
+    def cell(mean, std, count):  # no spread from a single seed
+      return f"{mean:.2f} +- {std:.2f}" if count > 1 else f"{mean:.2f}"
+
+    cells = [cell(mean, std, len(values))] + [
+        cell(*summary(key)[1:], len(values)) for key in extra]
     wall = np.mean([r["wall_time_s"] for r in runs])
     lines.append(f"| {name} | " + " | ".join(cells) +
                  f" | {len(values)} | {wall:.0f} | {paper.get(name, '')} |")
