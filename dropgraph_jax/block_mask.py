@@ -19,16 +19,18 @@ even sizes and non-square maps work without the off-by-one crops other
 implementations need.
 
 The dilation from seeds to blocks is separable: an OR over ``bh`` shifted
-slices along H, then over ``bw`` along W. XLA fuses it with the seed hashing
-into one loop per axis.
+slices along H, then over ``bw`` along W. Per-channel masks are dilated as
+packed bits (32, 16 or 8 channels to a uint32 word), so the dilation and the
+kept count read a few MB even for large activations.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from dropgraph_jax import _validate as v
@@ -71,11 +73,52 @@ def _or_dilate(seeds: jax.Array, axis: int, size: int, out_len: int
   return out
 
 
-def sample_keep_mask(key: jax.Array, shape: Tuple[int, int, int, int], rate,
-                     block_size: Tuple[int, int], share_channels: bool = False,
-                     rng: str = "hash", like: Optional[jax.Array] = None
-                     ) -> jax.Array:
+class KeepMask(NamedTuple):
+  """A sampled block keep mask.
+
+  Attributes:
+    keep: bool ``(N, H, W, Cm)``, ``True`` where the unit is kept
+      (``Cm = C``, or 1 with ``share_channels``).
+    words: ``None``, or the same mask packed ``word_bits`` channels to a
+      uint32 word, ``(N, H, W, Cm // word_bits)``; ``keep`` is then the
+      elementwise unpacking of ``words`` (fused by XLA into whatever reads
+      it) and kept counts are popcounts of the words.
+    word_bits: channels per word (8, 16 or 32), or 0 without ``words``.
+  """
+  keep: jax.Array
+  words: Optional[jax.Array] = None
+  word_bits: int = 0
+
+
+def _word_bits(channels: int, like: Optional[jax.Array]) -> int:
+  """Channels per packed word for a per-channel mask, 0 for no packing.
+
+  No packing when the channel count is not a multiple of 8, or when
+  ``like`` is sharded over its channel axis (the words axis could not carry
+  that sharding).
+  """
+  sharding = getattr(jax.typeof(like), "sharding", None) if like is not None \
+      else None
+  spec = getattr(sharding, "spec", None)
+  if spec is not None and len(spec) == jnp.ndim(like) and spec[-1] is not None:
+    return 0
+  for bits in (32, 16, 8):
+    if channels % bits == 0:
+      return bits
+  return 0
+
+
+def sample_block_keep(key: jax.Array, shape: Tuple[int, int, int, int], rate,
+                      block_size: Tuple[int, int],
+                      share_channels: bool = False, rng: str = "hash",
+                      like: Optional[jax.Array] = None) -> KeepMask:
   """Samples DropBlock's keep mask.
+
+  Per-channel masks with a channel count divisible by 8 are drawn, dilated
+  and counted as packed bits (:func:`random_bits.packed_keep_mask`): the
+  seeds, the mask and its count never exist as one byte per unit, and the
+  unpacking fuses into the consumer. The draws are the same as unpacked,
+  bit for bit (``tests/test_block_regularizers.py``).
 
   Args:
     key: PRNG key.
@@ -89,42 +132,85 @@ def sample_keep_mask(key: jax.Array, shape: Tuple[int, int, int, int], rate,
     like: the activation to be masked (its explicit sharding is followed).
 
   Returns:
-    bool keep mask, ``True`` where the unit is kept.
+    :class:`KeepMask`.
   """
   n, h, w, c = shape
   bh, bw = block_size
   mask_c = 1 if share_channels else c
   gamma = seed_rate(rate, h, w, bh, bw)
   seed_shape = (n, h - bh + 1, w - bw + 1, mask_c)
+  word_bits = _word_bits(mask_c, like) if mask_c > 1 else 0
+  if word_bits:
+    full = jnp.uint32(2**word_bits - 1)
+    seeds = ~random_bits.packed_keep_mask(key, seed_shape, gamma, word_bits,
+                                          rng, like=like) & full
+    dropped = _or_dilate(_or_dilate(seeds, 1, bh, h), 2, bw, w)
+    words = ~dropped & full
+    return KeepMask(random_bits.unpack_words(words, word_bits), words,
+                    word_bits)
   seeds = ~random_bits.keep_mask(key, seed_shape, gamma, rng, like=like)
   dropped = _or_dilate(_or_dilate(seeds, 1, bh, h), 2, bw, w)
-  return ~dropped
+  return KeepMask(~dropped)
 
 
-def kept_fraction_scale(keep: jax.Array, normalize: str) -> jax.Array:
-  """``count / sum(keep)`` in float32, over the batch or per example.
+def sample_keep_mask(key: jax.Array, shape: Tuple[int, int, int, int], rate,
+                     block_size: Tuple[int, int], share_channels: bool = False,
+                     rng: str = "hash", like: Optional[jax.Array] = None
+                     ) -> jax.Array:
+  """The bool keep mask of :func:`sample_block_keep` (same arguments)."""
+  return sample_block_keep(key, shape, rate, block_size, share_channels, rng,
+                           like).keep
 
-  Returns a scalar for ``normalize='batch'`` and an ``(N, 1, 1, 1)`` array for
-  ``'example'``. A mask with nothing kept gives scale ``count`` rather than a
-  division by zero (the output is zero there anyway).
+
+def kept_fraction_scale(keep, normalize: str,
+                        like_shape: Optional[Sequence[int]] = None
+                        ) -> jax.Array:
+  """``count / kept`` in float32, over the batch or per example.
+
+  Args:
+    keep: bool mask, or a :class:`KeepMask` (counted by popcount).
+    normalize: ``'batch'`` or ``'example'``.
+    like_shape: the shape the mask is broadcast to (default its own); the
+      mask is counted at its own size and the count multiplied by the
+      broadcast factor, never broadcast.
+
+  Returns:
+    A scalar for ``normalize='batch'``; for ``'example'`` an array of
+    ``len(like_shape)`` dims, ``(N or 1, 1, ..., 1)``. A mask with nothing
+    kept gives scale ``count`` rather than a division by zero (the output
+    is zero there anyway).
   """
-  if normalize == "batch":
-    axes = None
-    count = keep.size
+  mask = keep if isinstance(keep, KeepMask) else KeepMask(keep)
+  shape = tuple(mask.keep.shape if like_shape is None else like_shape)
+  mask_shape = (1,) * (len(shape) - mask.keep.ndim) + tuple(mask.keep.shape)
+  if mask.words is not None:
+    units = lax.population_count(mask.words)
   else:
-    axes = tuple(range(1, keep.ndim))
-    count = keep.size // keep.shape[0]
-  kept = jnp.sum(keep, axis=axes, dtype=jnp.float32, keepdims=axes is not None)
-  return count / jnp.maximum(kept, 1.0)
+    units = mask.keep.reshape(mask_shape)
+  # int32 counts are exact; a float32 sum is not above 2**24 units.
+  dtype = jnp.int32 if mask.keep.size < 2**31 else jnp.float32
+  if normalize == "batch":
+    kept = jnp.sum(units, dtype=dtype).astype(jnp.float32)
+    count = np.prod(shape, dtype=np.int64)
+    factor = count / np.prod(mask_shape, dtype=np.int64)
+  else:
+    axes = tuple(range(1, units.ndim))
+    kept = jnp.sum(units, axis=axes, dtype=dtype).astype(jnp.float32)
+    kept = kept.reshape((-1,) + (1,) * (len(shape) - 1))
+    count = np.prod(shape[1:], dtype=np.int64)
+    factor = count / np.prod(mask_shape[1:], dtype=np.int64)
+  if factor != 1:
+    kept = kept * np.float32(factor)
+  return np.float32(count) / jnp.maximum(kept, 1.0)
 
 
-def apply_rescaled(x: jax.Array, keep: jax.Array, normalize: str
-                   ) -> jax.Array:
+def apply_rescaled(x: jax.Array, keep, normalize: str) -> jax.Array:
   """``x * keep * count / sum(keep)`` (Eq. 1 of AutoDropout, DropBlock's
-  normalisation); ``keep`` broadcasts against ``x``; dtype of ``x``."""
-  scale = kept_fraction_scale(jnp.broadcast_to(keep, x.shape),
-                              normalize).astype(x.dtype)
-  return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+  normalisation); ``keep`` (bool array or :class:`KeepMask`) broadcasts
+  against ``x``; dtype of ``x``."""
+  scale = kept_fraction_scale(keep, normalize, x.shape).astype(x.dtype)
+  mask = keep.keep if isinstance(keep, KeepMask) else keep
+  return jnp.where(mask, x * scale, jnp.zeros((), x.dtype))
 
 
 def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,

@@ -74,8 +74,8 @@ def disout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   if not active:
     return x
   mask_key, noise_key, sign_key = jax.random.split(key, 3)
-  keep = block_mask.sample_keep_mask(mask_key, x.shape, rate, bs,
-                                     share_channels, rng, like=x)
+  mask = block_mask.sample_block_keep(mask_key, x.shape, rate, bs,
+                                      share_channels, rng, like=x)
   sigma = jnp.sqrt(jnp.var(jax.lax.stop_gradient(x), dtype=jnp.float32))
   if next_conv_kernel is None:
     weight = jnp.float32(0.01)
@@ -84,5 +84,6 @@ def disout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   noise_scale = (alpha * weight * sigma).astype(x.dtype)
   noise = random_bits.normal(noise_key, x.shape, x.dtype, rng,
                              like=x) * noise_scale
-  scale = block_mask.kept_fraction_scale(keep, normalize).astype(x.dtype)
-  return jnp.where(keep, x, noise) * scale
+  scale = block_mask.kept_fraction_scale(mask, normalize,
+                                         x.shape).astype(x.dtype)
+  return jnp.where(mask.keep, x, noise) * scale

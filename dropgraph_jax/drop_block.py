@@ -46,6 +46,6 @@ def drop_block(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
       clip_block_size, rng)
   if not active:
     return x
-  keep = block_mask.sample_keep_mask(key, x.shape, rate, bs, share_channels,
-                                     rng, like=x)
+  keep = block_mask.sample_block_keep(key, x.shape, rate, bs, share_channels,
+                                      rng, like=x)
   return block_mask.apply_rescaled(x, keep, normalize)

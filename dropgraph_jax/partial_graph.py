@@ -362,8 +362,8 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
 
   mask_key, vertex_key, assign_key, factor_key, noise_key = jax.random.split(
       key, 5)
-  keep = block_mask.sample_keep_mask(mask_key, x.shape, rate, bs,
-                                     share_channels, rng, like=x)
+  mask = block_mask.sample_block_keep(mask_key, x.shape, rate, bs,
+                                      share_channels, rng, like=x)
   source = x if vertex_gradient else jax.lax.stop_gradient(x)
   vertices, positions = sample_vertices(vertex_key, source, k, rng)
   d = vertex_distortions(source, vertices, positions, params, noise_key,
@@ -379,9 +379,10 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
                                        axis=1).reshape(n, h, w)
   factors = random_bits.uniform(factor_key, x.shape, x.dtype, rng, like=x)
   distortion = per_position[..., None].astype(x.dtype) * factors
-  y = jnp.where(keep, x, distortion)
+  y = jnp.where(mask.keep, x, distortion)
   if rescale:
-    y = y * block_mask.kept_fraction_scale(keep, "batch").astype(x.dtype)
+    y = y * block_mask.kept_fraction_scale(mask, "batch",
+                                           x.shape).astype(x.dtype)
   return y
 
 

@@ -12,6 +12,10 @@ separate environment): ``torchvision.ops.drop_block2d``,
 mode), ``timm.layers.DropPath``, ``F.dropout2d``, ``F.dropout``; and in JAX
 ``flax.linen.Dropout`` (with ``broadcast_dims=(1, 2)`` for spatial dropout).
 Same shapes (NHWC here, NCHW for PyTorch), rates (0.1) and block size (7).
+DropBlock is compared mask kind by mask kind: per-channel masks (ours'
+default, torchvision's only kind, timm with ``couple_channels=False``) and
+one mask shared by all channels (``share_channels=True``; timm >= 1.0.20's
+default ``couple_channels=True``).
 
 1. Time: every row computes its output and its input gradient (forward +
    backward); rows of both frameworks are timed in shuffled round-robin
@@ -53,6 +57,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FAMILIES = {  # regularizer -> (ours, [peers])
     "drop_block": ("drop_block ours",
                    ["drop_block torchvision", "drop_block timm"]),
+    "drop_block_shared": ("drop_block_shared ours",
+                          ["drop_block_shared timm"]),
     "drop_path": ("drop_path ours",
                   ["drop_path torchvision", "drop_path timm"]),
     "spatial_dropout": ("spatial_dropout ours",
@@ -67,6 +73,9 @@ def jax_rows(rate: float, block: int):
   return {
       "drop_block ours": lambda x, k: dg.drop_block(
           x, key=k, rate=rate, block_size=block, train=True),
+      "drop_block_shared ours": lambda x, k: dg.drop_block(
+          x, key=k, rate=rate, block_size=block, train=True,
+          share_channels=True),
       "drop_path ours": lambda x, k: dg.drop_path(x, key=k, rate=rate,
                                                   train=True),
       "spatial_dropout ours": lambda x, k: dg.spatial_dropout(
@@ -113,14 +122,16 @@ def compile_row(fn, shape):
 
 def jax_stats(fn, shape, draws=20):
   ones = jnp.ones(shape)
-  dropped = pairs = both = 0.0
+  dropped = pairs = both = same = 0.0
   f = jax.jit(fn)
   for d in range(draws):
     mask = np.asarray(f(ones, jax.random.key(100 + d)) == 0, np.float64)
     dropped += mask.mean()
     pairs += mask[:, :, :-1].sum()
     both += (mask[:, :, :-1] * mask[:, :, 1:]).sum()
-  return {"dropped": dropped / draws, "neighbour": both / pairs}
+    same += (mask == mask[..., :1]).mean()
+  return {"dropped": dropped / draws, "neighbour": both / pairs,
+          "channels_agree": same / draws}
 
 
 def inference_identical(rate: float, block: int):
@@ -204,9 +215,10 @@ def main():
         times.setdefault((name, shape), []).append(seconds)
     print(f"timed {shape}", flush=True)
   stats_shape = tuple(int(v) for v in args.stats_shape.split("x"))
-  stats = {"drop_block ours": jax_stats(rows["drop_block ours"],
-                                        stats_shape)}
-  for name in ("drop_block torchvision", "drop_block timm"):
+  stats = {name: jax_stats(rows[name], stats_shape)
+           for name in ("drop_block ours", "drop_block_shared ours")}
+  for name in ("drop_block torchvision", "drop_block timm",
+               "drop_block_shared timm"):
     stats[name] = peers.ask(op="stats", row=name, shape=list(stats_shape),
                             rate=args.rate, block=args.block)
   peers.close()
@@ -234,11 +246,15 @@ def main():
     lines.append("")
   lines += ["### DropBlock semantics (statistics over 20 draws, "
             f"{args.stats_shape}, rate {args.rate}, block {args.block})", "",
-            "| implementation | dropped fraction | P(right neighbour dropped "
-            "\\| dropped) |", "|---|---|---|"]
-  for name, s in stats.items():
-    lines.append(f"| {name.split(' ', 1)[1]} | {s['dropped']:.4f} | "
-                 f"{s['neighbour']:.4f} |")
+            "| mask | implementation | dropped fraction | P(right neighbour "
+            "dropped \\| dropped) | units whose mask equals channel 0's |",
+            "|---|---|---|---|---|"]
+  for name in sorted(stats):
+    s = stats[name]
+    family, impl = name.split(" ", 1)
+    kind = "shared" if family.endswith("shared") else "per channel"
+    lines.append(f"| {kind} | {impl} | {s['dropped']:.4f} | "
+                 f"{s['neighbour']:.4f} | {s['channels_agree']:.4f} |")
   lines += ["", "### Inference overhead (ResNet-50 CIFAR eval program with "
             "the regularizer at the papers' placement vs without)", "",
             "| regularizer | compiled eval HLO identical |", "|---|---|"]

@@ -15,8 +15,10 @@ JSON lines on stdin/stdout:
 * ``{"op": "memory", ...}`` -> ``{"peak_bytes": b}``: the peak of CPU
   bytes allocated during one forward+backward (``torch.profiler`` memory
   events, input and upstream gradient excluded);
-* ``{"op": "stats", ...}`` -> ``{"dropped": f, "neighbour": p}``: the
-  dropped fraction and P(right neighbour dropped | dropped) over draws;
+* ``{"op": "stats", ...}`` -> ``{"dropped": f, "neighbour": p,
+  "channels_agree": a}``: the dropped fraction, P(right neighbour dropped |
+  dropped) and the fraction of units whose mask equals channel 0's, over
+  draws;
 * ``{"op": "versions"}``.
 
 Tensors are NCHW, PyTorch's layout; shapes arrive as NHWC and are permuted.
@@ -37,13 +39,19 @@ from torchvision.ops import drop_block2d, stochastic_depth
 
 
 def rows(rate: float, block: int):
-  timm_block = DropBlock2d(drop_prob=rate, block_size=block)
+  # timm >= 1.0.20 shares one mask across channels by default
+  # (couple_channels=True); torchvision's masks are per channel.
+  timm_block = DropBlock2d(drop_prob=rate, block_size=block,
+                           couple_channels=False)
+  timm_block_shared = DropBlock2d(drop_prob=rate, block_size=block,
+                                  couple_channels=True)
   timm_path = DropPath(drop_prob=rate)
-  timm_block.train()
-  timm_path.train()
+  for module in (timm_block, timm_block_shared, timm_path):
+    module.train()
   return {
       "drop_block torchvision": lambda x: drop_block2d(x, rate, block),
       "drop_block timm": timm_block,
+      "drop_block_shared timm": timm_block_shared,
       "drop_path torchvision": lambda x: stochastic_depth(x, rate, "row"),
       "drop_path timm": timm_path,
       "spatial_dropout torch": lambda x: F.dropout2d(x, rate, True),
@@ -95,7 +103,7 @@ def handle(req):
       peak = max(peak, level)
     return {"peak_bytes": int(peak)}
   if op == "stats":
-    dropped = pairs = both = 0.0
+    dropped = pairs = both = same = 0.0
     with torch.no_grad():
       ones = torch.ones_like(x)
       for _ in range(req.get("draws", 20)):
@@ -103,9 +111,11 @@ def handle(req):
         dropped += float(mask.mean())
         pairs += float(mask[..., :-1].sum())
         both += float((mask[..., :-1] * mask[..., 1:]).sum())
+        same += float((mask == mask[:, :1]).float().mean())
     draws = req.get("draws", 20)
     return {"dropped": dropped / draws,
-            "neighbour": both / pairs if pairs else 0.0}
+            "neighbour": both / pairs if pairs else 0.0,
+            "channels_agree": same / draws}
   raise ValueError(f"unknown op {op!r}")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import dropgraph_jax as dg
-from dropgraph_jax import block_mask
+from dropgraph_jax import block_mask, random_bits
 
 
 def _expected_drop_fraction(rate, h, w, bh, bw):
@@ -81,8 +81,44 @@ def test_drop_block_per_channel_vs_shared_masks():
   assert not (indep == indep[..., :1]).all()
 
 
-def test_drop_block_normalization_modes():
-  x = jnp.ones((16, 10, 10, 4))
+@pytest.mark.parametrize("channels,word_bits", [
+    (8, 8), (48, 16), (96, 32), (12, 0)])
+def test_packed_block_mask_is_the_bytewise_dilation(channels, word_bits):
+  """Per-channel masks are dilated as packed bits (a multiple of 8
+  channels); the result must be the dilation of the same seeds done one
+  unit at a time, and popcount counts must equal counts of the bools."""
+  key = jax.random.key(4)
+  shape, (bh, bw), rate = (3, 9, 11, channels), (3, 2), 0.2
+  mask = block_mask.sample_block_keep(key, shape, rate, (bh, bw))
+  assert mask.word_bits == word_bits
+  assert (mask.words is None) == (word_bits == 0)
+  gamma = block_mask.seed_rate(rate, 9, 11, bh, bw)
+  seeds = ~np.asarray(random_bits.keep_mask(
+      key, (3, 9 - bh + 1, 11 - bw + 1, channels), gamma))
+  dropped = np.zeros(shape, bool)
+  for i in range(seeds.shape[1]):
+    for j in range(seeds.shape[2]):
+      dropped[:, i:i + bh, j:j + bw] |= seeds[:, i:i + 1, j:j + 1]
+  assert dropped.any() and not dropped.all()
+  np.testing.assert_array_equal(np.asarray(mask.keep), ~dropped)
+  for normalize in ("batch", "example"):
+    np.testing.assert_allclose(
+        block_mask.kept_fraction_scale(mask, normalize),
+        block_mask.kept_fraction_scale(jnp.asarray(~dropped), normalize),
+        rtol=1e-6)
+  shared = block_mask.sample_block_keep(key, shape, rate, (bh, bw),
+                                        share_channels=True)
+  assert shared.words is None and shared.keep.shape == shape[:3] + (1,)
+  # a shared mask is counted at its own size times the broadcast factor
+  np.testing.assert_allclose(
+      block_mask.kept_fraction_scale(shared, "example", shape),
+      block_mask.kept_fraction_scale(
+          jnp.broadcast_to(shared.keep, shape), "example"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("channels", [4, 16])  # bytewise and packed masks
+def test_drop_block_normalization_modes(channels):
+  x = jnp.ones((16, 10, 10, channels))
   key = jax.random.key(3)
   per_example = np.asarray(dg.drop_block(x, key=key, rate=0.3, block_size=3,
                                          train=True, normalize="example"))

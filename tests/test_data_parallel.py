@@ -47,3 +47,25 @@ def test_examples_on_different_devices_get_independent_masks(name, mesh):
   patterns = {blocks[d].tobytes() for d in range(8)}
   assert len(patterns) == 8, "examples on different devices share a mask"
   np.testing.assert_allclose(y, np.asarray(apply(x, key)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["drop_block", "disout"])
+def test_channel_sharded_block_masks_match_unsharded(name, mesh):
+  """A feature map sharded over channels (model parallel) cannot carry the
+  packed mask's words axis; the bytewise path draws the same mask."""
+  fn, _ = CASES[name]
+  x = jax.random.uniform(jax.random.key(1), (4, 9, 11, 16), minval=0.5,
+                         maxval=1.5)
+  key = jax.random.key(7)
+
+  @jax.jit
+  def apply(x, key):
+    return fn(x, key=key, rate=0.3, train=True)
+
+  sharded_x = jax.device_put(x, NamedSharding(mesh, P(None, None, None,
+                                                      "data")))
+  with jax.set_mesh(mesh):
+    y_sharded = apply(sharded_x, key)
+  assert y_sharded.sharding.spec[3] == "data"
+  np.testing.assert_allclose(np.asarray(y_sharded), np.asarray(apply(x, key)),
+                             rtol=1e-6)

@@ -82,3 +82,22 @@ def test_a_broadcast_mask_is_drawn_once_by_jax_and_a_full_one_is_hashed():
       full, random_bits.keep_mask(key, big.shape, 0.3, "hash"))
   assert not np.array_equal(
       full, random_bits.keep_mask(key, big.shape, 0.3, "jax"))
+
+
+@pytest.mark.parametrize("rng", ["hash", "jax"])
+@pytest.mark.parametrize("word_bits", [8, 16, 32])
+def test_packed_keep_mask_is_keep_mask_bit_for_bit(rng, word_bits):
+  key = jax.random.key(7)
+  shape = (3, 5, 4, 64)
+  keep = np.asarray(random_bits.keep_mask(key, shape, 0.3, rng))
+  words = random_bits.packed_keep_mask(key, shape, 0.3, word_bits, rng)
+  assert words.shape == (3, 5, 4, 64 // word_bits)
+  assert words.dtype == jnp.uint32
+  np.testing.assert_array_equal(random_bits.unpack_words(words, word_bits),
+                                keep)
+  w = np.asarray(words)  # bit j of word k is element k * word_bits + j
+  np.testing.assert_array_equal((w[..., 1] >> 2) & 1,
+                                keep[..., word_bits + 2])
+  assert (w >> np.uint32(word_bits) == 0).all() or word_bits == 32
+  with pytest.raises(ValueError, match="word_bits must be 8, 16 or 32"):
+    random_bits.packed_keep_mask(key, (2, 12), 0.3, 8, rng)
