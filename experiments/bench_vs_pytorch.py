@@ -29,6 +29,12 @@ default ``couple_channels=True``).
 3. Semantics: dropped fraction and P(right neighbour dropped | dropped) for
    DropBlock, over 20 draws on ``--stats-shape``; ours vs torchvision vs
    timm.
+   A ``floor x*s`` row pair times the plain scaling ``y = x * s`` (and
+   ``dx = g * s``) in JAX and in PyTorch: the elementwise floor of each
+   framework, which a mask-applying regularizer cannot go below. On the
+   2-core VM most of that floor is first-touch page faults of the fresh
+   output buffers (each call allocates two 100 MB outputs in both
+   frameworks).
 4. Inference: for each regularizer, the eval program (lowered, as handed
    to XLA) of a ResNet-50 (CIFAR) with the regularizer at the papers'
    placement is compared with the one without any (HLO text equality).
@@ -64,6 +70,9 @@ FAMILIES = {  # regularizer -> (ours, [peers])
     "spatial_dropout": ("spatial_dropout ours",
                         ["spatial_dropout flax", "spatial_dropout torch"]),
     "dropout": ("dropout ours", ["dropout flax", "dropout torch"]),
+    # Not a regularizer: the same multiply, ``x * s`` and ``g * s``, in
+    # each framework, to show the elementwise floor each one runs at.
+    "floor x*s": ("floor x*s jax", ["floor x*s torch"]),
 }
 
 
@@ -85,6 +94,7 @@ def jax_rows(rate: float, block: int):
       "dropout ours": lambda x, k: dg.dropout(x, key=k, rate=rate,
                                               train=True),
       "dropout flax": lambda x, k: plain.apply({}, x, rngs={"dropout": k}),
+      "floor x*s jax": lambda x, k: x * jnp.float32(1.0 / 0.9),
   }
 
 

@@ -19,6 +19,8 @@ JSON lines on stdin/stdout:
   "channels_agree": a}``: the dropped fraction, P(right neighbour dropped |
   dropped) and the fraction of units whose mask equals channel 0's, over
   draws;
+* ``{"op": "floor", "shape": ..., "reuse": bool}`` -> ``{"seconds": t}``:
+  ``x * s`` and ``g * s`` into fresh tensors or into preallocated ones;
 * ``{"op": "versions"}``.
 
 Tensors are NCHW, PyTorch's layout; shapes arrive as NHWC and are permuted.
@@ -56,6 +58,7 @@ def rows(rate: float, block: int):
       "drop_path timm": timm_path,
       "spatial_dropout torch": lambda x: F.dropout2d(x, rate, True),
       "dropout torch": lambda x: F.dropout(x, rate, True),
+      "floor x*s torch": lambda x: x * (1.0 / 0.9),
   }
 
 
@@ -81,11 +84,33 @@ def _fwd_bwd(fn, x, g):
   return y
 
 
+_FLOOR = {}
+
+
+def _floor_seconds(req):
+  """One ``x * s`` and one ``g * s`` (no autograd), into fresh outputs or,
+  with ``"reuse": true``, into preallocated ``out=`` tensors."""
+  n, h, w, c = req["shape"]
+  key = tuple(req["shape"])
+  if key not in _FLOOR:
+    _FLOOR[key] = [torch.randn(n, c, h, w) for _ in range(4)]
+  x, g, out_x, out_g = _FLOOR[key]
+  start = time.perf_counter()
+  if req.get("reuse"):
+    torch.mul(x, 1.0 / 0.9, out=out_x)
+    torch.mul(g, 1.0 / 0.9, out=out_g)
+  else:
+    _ = x * (1.0 / 0.9), g * (1.0 / 0.9)
+  return time.perf_counter() - start
+
+
 def handle(req):
   op = req["op"]
   if op == "versions":
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,
             "timm": timm.__version__, "threads": torch.get_num_threads()}
+  if op == "floor":
+    return {"seconds": _floor_seconds(req)}
   fn, x, g = _setup(req)
   if op == "time":
     start = time.perf_counter()
