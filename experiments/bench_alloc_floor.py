@@ -52,8 +52,7 @@ def main():
   parser.add_argument("--repeats", type=int, default=25)
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  shapes = [tuple(int(v) for v in s.split("x")) for s in
-            args.shapes.split(",")]
+  shapes = report.parse_shapes(args.shapes)
   peers = TorchPeers(args.torch_python)
   versions = peers.ask(op="versions")
   fresh = jax.jit(_scale_pair)

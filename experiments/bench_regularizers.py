@@ -120,7 +120,7 @@ def main(argv=None) -> None:
   parser.add_argument("--out", default="")
   args = parser.parse_args(argv)
 
-  shapes = [tuple(int(d) for d in s.split("x")) for s in args.shapes.split(",")]
+  shapes = report.parse_shapes(args.shapes)
   keep = {"ref: x * s"} | set(args.only.split(",")) if args.only else None
 
   def rows_for(shape):

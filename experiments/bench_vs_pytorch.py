@@ -192,8 +192,7 @@ def main():
   parser.add_argument("--stats-shape", default="8x28x28x32")
   parser.add_argument("--out", default="")
   args = parser.parse_args()
-  shapes = [tuple(int(v) for v in s.split("x")) for s in
-            args.shapes.split(",")]
+  shapes = report.parse_shapes(args.shapes)
   peers = TorchPeers(args.torch_python)
   versions = peers.ask(op="versions")
   rows = jax_rows(args.rate, args.block)
@@ -224,7 +223,7 @@ def main():
           seconds = peers.ask(op="time", row=name, **req)["seconds"]
         times.setdefault((name, shape), []).append(seconds)
     print(f"timed {shape}", flush=True)
-  stats_shape = tuple(int(v) for v in args.stats_shape.split("x"))
+  stats_shape, = report.parse_shapes(args.stats_shape)
   stats = {name: jax_stats(rows[name], stats_shape)
            for name in ("drop_block ours", "drop_block_shared ours")}
   for name in ("drop_block torchvision", "drop_block timm",

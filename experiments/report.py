@@ -19,6 +19,12 @@ def header(title: str) -> list:
           f"Command: `python {' '.join(sys.argv)}`", ""]
 
 
+def parse_shapes(text: str) -> list:
+  """``'64x28x28x512,64x14x14x1024'`` -> ``[(64, 28, 28, 512), ...]``."""
+  return [tuple(int(d) for d in shape.split("x")) for shape in
+          text.split(",")]
+
+
 def emit(lines: list, out: str) -> None:
   """Prints the report and writes it to ``out`` when given."""
   text = "\n".join(lines)
