@@ -83,11 +83,17 @@ class KeepMask(NamedTuple):
       uint32 word, ``(N, H, W, Cm // word_bits)``; ``keep`` is then the
       elementwise unpacking of ``words`` (fused by XLA into whatever reads
       it) and kept counts are popcounts of the words.
-    word_bits: channels per word (8, 16 or 32), or 0 without ``words``.
+
+  ``word_bits`` (derived): channels per word (8, 16 or 32), 0 without
+  ``words``.
   """
   keep: jax.Array
   words: Optional[jax.Array] = None
-  word_bits: int = 0
+
+  @property
+  def word_bits(self) -> int:
+    return 0 if self.words is None else (self.keep.shape[-1] //
+                                         self.words.shape[-1])
 
 
 def _word_bits(channels: int, like: Optional[jax.Array]) -> int:
@@ -97,10 +103,9 @@ def _word_bits(channels: int, like: Optional[jax.Array]) -> int:
   ``like`` is sharded over its channel axis (the words axis could not carry
   that sharding).
   """
-  sharding = getattr(jax.typeof(like), "sharding", None) if like is not None \
-      else None
-  spec = getattr(sharding, "spec", None)
-  if spec is not None and len(spec) == jnp.ndim(like) and spec[-1] is not None:
+  sharding = (random_bits.sharding_like(like, like.shape)
+              if like is not None else None)
+  if sharding is not None and sharding.spec[-1] is not None:
     return 0
   for bits in (32, 16, 8):
     if channels % bits == 0:
@@ -144,13 +149,13 @@ def sample_block_keep(key: jax.Array, shape: Tuple[int, int, int, int], rate,
     full = jnp.uint32(2**word_bits - 1)
     seeds = ~random_bits.packed_keep_mask(key, seed_shape, gamma, word_bits,
                                           rng, like=like) & full
-    dropped = _or_dilate(_or_dilate(seeds, 1, bh, h), 2, bw, w)
-    words = ~dropped & full
-    return KeepMask(random_bits.unpack_words(words, word_bits), words,
-                    word_bits)
-  seeds = ~random_bits.keep_mask(key, seed_shape, gamma, rng, like=like)
+  else:
+    seeds = ~random_bits.keep_mask(key, seed_shape, gamma, rng, like=like)
   dropped = _or_dilate(_or_dilate(seeds, 1, bh, h), 2, bw, w)
-  return KeepMask(~dropped)
+  if not word_bits:
+    return KeepMask(~dropped)
+  words = ~dropped & full
+  return KeepMask(random_bits.unpack_words(words, word_bits), words)
 
 
 def sample_keep_mask(key: jax.Array, shape: Tuple[int, int, int, int], rate,
