@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_epochs = 300.0
   config.num_train_steps = 0          # > 0 overrides num_epochs
 
-  config.optimizer = "sgd"            # see dropgraph_jax.optimizers
+  config.optimizer = "sgd"            # see dropgraph_jax.training.optimizers
   config.learning_rate = 0.1
   config.lr_schedule = "piecewise"    # 'cosine', 'exponential', 'constant'
   config.lr_boundaries_epochs = (150, 250)
@@ -44,7 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.label_smoothing = 0.0
 
   config.regularizer = ml_collections.ConfigDict()
-  config.regularizer.name = "none"    # see train.REGULARIZER_NAMES
+  config.regularizer.name = "none"    # none, policy or a name of
+                                      # dropgraph_jax.regularizers.registry
   config.regularizer.rate = 0.1       # rho for Disout / DropGraph
   config.regularizer.block_size = 3
   config.regularizer.alpha = 0.2      # DropGraph vertex sampling rate

@@ -20,15 +20,19 @@ from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
 import jax
-
 import jax.numpy as jnp
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import partial_graph
-from dropgraph_jax.disout import disout
-from dropgraph_jax.drop_block import drop_block
-from dropgraph_jax.dropout import (dropout, drop_path, spatial_dropout,
-                                   variational_dropout, word_dropout)
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
+from dropgraph_jax.regularizers.disout import disout
+from dropgraph_jax.regularizers.drop_block import drop_block
+from dropgraph_jax.regularizers.dropout import (
+  drop_path,
+  dropout,
+  spatial_dropout,
+  variational_dropout,
+  word_dropout,
+)
 
 
 class _Regularizer(nn.Module):
@@ -133,12 +137,12 @@ class Disout(DropBlock):
 
 
 class DropGraph(nn.Module):
-  """:func:`partial_graph.dropgraph` with its graph weights as Linen params.
+  """:func:`dropgraph_lib.dropgraph` with its graph weights as Linen params.
 
   The weights (``graph_w_in`` etc.) live in the ``'params'`` collection and
   are trained with the backbone. They are created at ``init`` whatever the
   mode, and never read when deterministic, so
-  ``partial_graph.strip_graph_params`` can drop them from an inference export.
+  ``dropgraph_lib.strip_graph_params`` can drop them from an inference export.
   ``rate`` is rho, the distortion probability.
   """
   rate: float = 0.1
@@ -166,16 +170,16 @@ class DropGraph(nn.Module):
     train = not deterministic
     params = None
     if train or self.is_initializing():
-      shapes = partial_graph.param_shapes(
+      shapes = dropgraph_lib.param_shapes(
           x.shape, alpha=self.alpha, adjacency=self.adjacency,
           generator=self.generator, reduction=self.reduction)
-      params = {name: self.param(name, partial_graph.param_initializer(name),
+      params = {name: self.param(name, dropgraph_lib.param_initializer(name),
                                  shape, self.param_dtype)
                 for name, shape in sorted(shapes.items())}
     key = None
     if train and v.static_value(rate) != 0.0:
       key = self.make_rng(self.rng_collection)
-    return partial_graph.dropgraph(
+    return dropgraph_lib.dropgraph(
         x, params, key=key, rate=rate, train=train, alpha=self.alpha,
         block_size=self.block_size, adjacency=self.adjacency,
         generator=self.generator, temperature=self.temperature,

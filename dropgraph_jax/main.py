@@ -26,7 +26,8 @@ def main(argv):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   import jax  # after absl parsed flags
 
-  from dropgraph_jax import checkpointing, train
+  from dropgraph_jax.training import checkpointing
+  from dropgraph_jax.training import trainers as train
   if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get(
       "SLURM_JOB_ID") or os.environ.get("TPU_WORKER_HOSTNAMES"):
     jax.distributed.initialize()

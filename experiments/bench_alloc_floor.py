@@ -1,6 +1,6 @@
 """How much of an elementwise pass is allocating its output, JAX vs PyTorch.
 
-    python experiments/bench_alloc_floor.py --torch-python /tmp/torchenv/bin/python \
+    python -m experiments.bench_alloc_floor --torch-python /tmp/torchenv/bin/python \
         [--shapes 64x28x28x512,64x14x14x1024] [--repeats 25] \
         [--out experiments/results/bench_alloc_floor_cpu.md]
 
@@ -34,9 +34,9 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-import report  # experiments/report.py
 from bench_vs_pytorch import TorchPeers
+
+from experiments import report
 
 SCALE = 1.0 / 0.9
 

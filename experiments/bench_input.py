@@ -1,12 +1,12 @@
 """Does the input pipeline keep up? Pipeline images/s vs train-step images/s.
 
-    python experiments/bench_input.py --dataset digits --model resnet_digits \
+    python -m experiments.bench_input --dataset digits --model resnet_digits \
         --batch 64 [--batches 200] [--out experiments/results/bench_input.md]
-    python experiments/bench_input.py \
+    python -m experiments.bench_input \
         --dataset folder:/path/to/cifar10 --model resnet50_cifar --batch 32
 
 The pipeline is the trainer's (shuffle, augmentation, batching, threaded
-prefetch; ``dropgraph_jax.input_pipeline``), read alone for ``--batches``
+prefetch; ``dropgraph_jax.data.images``), read alone for ``--batches``
 batches after a warm-up; the train step is one compiled SGD step with no
 regularizer on random data of the same shape (``bench_models.Runner``),
 median of ``--repeats``. Both in one run, on the same machine.
@@ -17,20 +17,19 @@ from __future__ import annotations
 import argparse
 import time
 
+import bench_models  # experiments/bench_models.py
 import grain
 import jax
 import numpy as np
 
-from dropgraph_jax import input_pipeline
-
-import bench_models  # experiments/bench_models.py
-import report  # experiments/report.py
+from dropgraph_jax.data import images as image_data
+from experiments import report
 
 
 def pipeline_rate(dataset: str, batch: int, batches: int, threads: int,
                   prefetch: int) -> float:
-  split = input_pipeline.load_split(dataset, "train")
-  ds = input_pipeline.train_dataset(split, global_batch=batch, seed=0)
+  split = image_data.load_split(dataset, "train")
+  ds = image_data.train_dataset(split, global_batch=batch, seed=0)
   it = iter(ds.to_iter_dataset(grain.ReadOptions(
       num_threads=threads, prefetch_buffer_size=prefetch)))
   for _ in range(5):

@@ -1,6 +1,6 @@
 """Training-step time and memory per model and regularizer policy.
 
-    python experiments/bench_models.py --model resnet50_cifar --batch 32 \
+    python -m experiments.bench_models --model resnet50_cifar --batch 32 \
         --policies none,drop_path,drop_block,disout,dropgraph \
         [--dtype bfloat16] [--repeats 5] [--out experiments/results/...md]
 
@@ -8,7 +8,8 @@ For each policy the script compiles one SGD training step (forward,
 backward, update, batch-norm statistics), then times ``--repeats`` rounds in
 which every policy takes one step in turn (round-robin, so drift of a
 shared machine hits all policies alike); the table reports the median step
-per policy (compile excluded, ``block_until_ready``), all from one run. Policies use the papers' placement: ``drop_block``,
+per policy (compile excluded, ``block_until_ready``), all from one run.
+Policies use the papers' placement: ``drop_block``,
 ``disout`` and ``dropgraph`` at every activation and shortcut of the last
 two ResNet stages (DropGraph appendix Fig. 5, Disout); ``drop_path`` on
 every shortcut of all stages (a stand-in placement for stochastic depth on
@@ -29,12 +30,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dropgraph_jax.models import (example_shape, get_model, list_sites,
-                                  model_kind)
+from dropgraph_jax.models import (
+  example_shape,
+  get_model,
+  list_sites,
+  model_kind,
+)
 from dropgraph_jax.models.transformer_xl import variational_policy
 from dropgraph_jax.patterns import Policy, RegularizerSpec, TransformerPattern
-
-import report  # experiments/report.py
+from experiments import report
 
 
 def placement(sites) -> list:

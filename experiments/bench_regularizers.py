@@ -1,6 +1,6 @@
 """Forward+backward cost of each regularizer vs one elementwise pass.
 
-    python experiments/bench_regularizers.py [--shapes 64x28x28x512,64x14x14x1024]
+    python -m experiments.bench_regularizers [--shapes 64x28x28x512,64x14x14x1024]
         [--repeats 7] [--out experiments/results/bench_regularizers.md]
 
 For each ResNet-50-sized activation, every transform is compiled once as
@@ -28,12 +28,12 @@ import numpy as np
 
 import dropgraph_jax as dg
 from dropgraph_jax.patterns import ConvPattern, conv_pattern_dropout
+from experiments import report
 
-import report  # experiments/report.py
 
 def _dropgraph_row(rate: float, block: int, shape, **options):
   init_options = {k: v for k, v in options.items() if k != "vertex_gradient"}
-  params = dg.partial_graph.init_params(jax.random.key(1), shape,
+  params = dg.dropgraph_lib.init_params(jax.random.key(1), shape,
                                         **init_options)
   return lambda x, k: dg.dropgraph(x, params, key=k, rate=rate, train=True,
                                    block_size=block, **options)
@@ -152,7 +152,7 @@ def main(argv=None) -> None:
             "training only):", "",
             "| shape | vertices K | parameters | extra MACs |", "|---|---|---|---|"]
   for shape in shapes:
-    cost = dg.partial_graph.graph_cost(shape)
+    cost = dg.dropgraph_lib.graph_cost(shape)
     lines.append(f"| {'x'.join(map(str, shape))} | {cost['vertices']} | "
                  f"{cost['params']:,} | {cost['macs'] / 1e9:.4f} G |")
   report.emit(lines, args.out)

@@ -1,6 +1,6 @@
 """Search cost: children per hour, sequential vs vmapped vs early-stopped.
 
-    python experiments/bench_search.py --children 16 --group 8 \
+    python -m experiments.bench_search --children 16 --group 8 \
         [--steps 150] [--out experiments/results/bench_search_digits_cpu.md]
 
 The same ``--children`` policies, drawn uniformly from the digits search
@@ -23,7 +23,8 @@ job). Second table (``--synthetic-jobs``): grouping changes how a search
 is scheduled (a group's children finish together, so updates see staler
 samples); a REINFORCE search on the synthetic proxy (known optimum 1.0,
 noise 0.05) with 1 and with ``--group`` children per job reports its
-best-so-far reward at several job counts, for ``--synthetic-seeds`` seeds. The table gives children per hour, the speed-up over sequential, the
+best-so-far reward at several job counts, for ``--synthetic-seeds``
+seeds. The table gives children per hour, the speed-up over sequential, the
 best reward among the children (the end point of a best-so-far curve over
 the same children), and how many children each mode ranks in the same top
 quarter as sequential training.
@@ -33,19 +34,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
-    __file__))))  # the repository root, for configs/
-
 from configs.search import digits as digits_search
-from dropgraph_jax.search import proxy, run, space as space_lib
-from dropgraph_jax.search import vmap_children
-
-import report  # experiments/report.py
+from dropgraph_jax.search import proxy, run, vmap_children
+from dropgraph_jax.search import space as space_lib
+from experiments import report
 
 
 def main():

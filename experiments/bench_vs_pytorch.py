@@ -2,7 +2,7 @@
 
     python -m venv /tmp/torchenv
     /tmp/torchenv/bin/pip install torch==2.14.1 torchvision==0.29.1 timm
-    python experiments/bench_vs_pytorch.py --torch-python /tmp/torchenv/bin/python \
+    python -m experiments.bench_vs_pytorch --torch-python /tmp/torchenv/bin/python \
         [--shapes 64x28x28x512,64x14x14x1024] [--repeats 9] \
         [--out experiments/results/bench_vs_pytorch_cpu.md]
 
@@ -56,8 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import dropgraph_jax as dg
-
-import report  # experiments/report.py
+from experiments import report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAMILIES = {  # regularizer -> (ours, [peers])

@@ -8,6 +8,16 @@ import sys
 
 import jax
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def command() -> str:
+  """The command that is running, as ``python -m experiments.<module> ...``
+  (how every script here is run from the repository root)."""
+  script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)
+  module = script[:-len(".py")].replace(os.sep, ".")
+  return " ".join(["python -m", module, *sys.argv[1:]])
+
 
 def header(title: str) -> list:
   """Title, machine, date and the exact command, as Markdown lines."""
@@ -16,7 +26,7 @@ def header(title: str) -> list:
           f"Machine: {dev.platform}:{dev.device_kind} · {os.cpu_count()} "
           f"CPUs · jax {jax.__version__}  ",
           f"Date: {datetime.date.today().isoformat()}  ",
-          f"Command: `python {' '.join(sys.argv)}`", ""]
+          f"Command: `{command()}`", ""]
 
 
 def parse_shapes(text: str) -> list:

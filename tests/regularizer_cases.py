@@ -6,7 +6,20 @@ dtypes, sharding) so that every transform is held to the same contract.
 
 import functools
 
+import jax
+
 import dropgraph_jax as dg
+from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
+
+
+def _dropgraph(x, *, key, rate, train, **options):
+  """DropGraph with graph weights made for ``x``'s shape (eagerly, so they
+  are constants of a traced program, never ops in it)."""
+  with jax.ensure_compile_time_eval():
+    params = dropgraph_lib.init_params(jax.random.key(7), x.shape)
+  return dg.dropgraph(x, params, key=key, rate=rate, train=train,
+                      block_size=3, **options)
+
 
 # name -> (function with its method options bound, input shape)
 CASES = {
@@ -21,7 +34,9 @@ CASES = {
     "drop_path": (dg.drop_path, (8, 5, 5, 4)),
     "variational_dropout": (dg.variational_dropout, (4, 12, 16)),
     "word_dropout": (dg.word_dropout, (4, 12, 16)),
+    "dropgraph": (_dropgraph, (4, 9, 11, 8)),
 }
 
-# Transforms that zero dropped units (Disout replaces them with noise).
-ZEROING = [name for name in CASES if name != "disout"]
+# Transforms that zero dropped units (Disout and DropGraph replace them
+# with distortions).
+ZEROING = [name for name in CASES if name not in ("disout", "dropgraph")]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import dropgraph_jax as dg
-from dropgraph_jax import block_mask, random_bits
+from dropgraph_jax.regularizers import block_mask, random_bits
 
 
 def _expected_drop_fraction(rate, h, w, bh, bw):

@@ -5,11 +5,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 import dropgraph_jax as dg
-from dropgraph_jax import block_mask, layers
-from dropgraph_jax import partial_graph as pg
+from dropgraph_jax import layers
+from dropgraph_jax.regularizers import block_mask
+from dropgraph_jax.regularizers import dropgraph as pg
 
 SHAPE = (4, 12, 12, 16)
 

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from configs import ptb_transformer_xl
-from dropgraph_jax import lm_train, text_data, train
+from dropgraph_jax.data import text as text_data
 from dropgraph_jax.models import get_model
+from dropgraph_jax.training import language_model as lm_train
+from dropgraph_jax.training import trainers as train
 
 
 def _write_corpus(root, words=40, lines=(120, 20, 20), seed=0):
@@ -45,6 +47,7 @@ def _config(data_dir, **overrides):
   return config
 
 
+@pytest.mark.slow
 def test_lm_training_lowers_perplexity_and_writes_results(tmp_path):
   data = _write_corpus(tmp_path)
   short = train.train_and_evaluate(_config(data, num_train_steps=1),
@@ -55,13 +58,14 @@ def test_lm_training_lowers_perplexity_and_writes_results(tmp_path):
   assert longer["valid_perplexity"] < 0.7 * short["valid_perplexity"]
   saved = json.loads((tmp_path / "long" / "results.json").read_text())
   assert saved["test_perplexity"] == pytest.approx(longer["test_perplexity"])
-  lines = [json.loads(l) for l in
+  lines = [json.loads(row) for row in
            (tmp_path / "long" / "log.txt").read_text().splitlines()]
   assert {"train/perplexity", "train/tokens_per_sec",
           "train/learning_rate"} <= set(lines[0])
   assert "test/perplexity" in lines[-1]
 
 
+@pytest.mark.slow
 def test_lm_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
   data = _write_corpus(tmp_path)
   straight = train.train_and_evaluate(_config(data), str(tmp_path / "a"))
@@ -75,6 +79,7 @@ def test_lm_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
   assert straight["test_perplexity"] == resumed["test_perplexity"]
 
 
+@pytest.mark.slow
 def test_memory_is_carried_between_steps_and_reset_each_epoch(tmp_path):
   data = _write_corpus(tmp_path)
   streams = text_data.batchify(text_data.load_corpus(data).splits["train"], 8)
@@ -147,8 +152,8 @@ def test_autodropout_paper_policy_has_the_reported_shapes():
 def test_a_zero_rate_site_is_the_identity_under_a_traced_rate_factor():
   """Regression: a rate-0 site used to become a traced rate 0 * factor and
   fail with 'key is required' (a variational config with one rate at 0)."""
-  from dropgraph_jax.models.transformer_xl import variational_policy
   from dropgraph_jax.models import list_sites
+  from dropgraph_jax.models.transformer_xl import variational_policy
   tokens = jnp.arange(12, dtype=jnp.int32).reshape(2, 6)
   sites = list_sites(get_model("transformer_xl_tiny"), (2, 6),
                      dtype=jnp.int32)

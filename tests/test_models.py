@@ -9,14 +9,27 @@ import optax
 import pytest
 
 from dropgraph_jax import strip_graph_params
-from dropgraph_jax.models import (REGISTRY, example_shape, get_model,
-                                  list_sites, model_kind)
+from dropgraph_jax.models import (
+  REGISTRY,
+  example_shape,
+  get_model,
+  list_sites,
+  model_kind,
+)
 from dropgraph_jax.models.resnet import paper_policy
 from dropgraph_jax.models.transformer_xl import variational_policy
-from dropgraph_jax.patterns import (ConvPattern, Policy, RegularizerSpec,
-                                    TransformerPattern)
+from dropgraph_jax.patterns import (
+  ConvPattern,
+  Policy,
+  RegularizerSpec,
+  TransformerPattern,
+)
 
 TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))
+# A training step compiles a whole network; EfficientNet's (7 stages of
+# MBConv blocks, ~20 s to compile here) goes to the slow tier.
+TINY_STEP = [pytest.param(n, marks=pytest.mark.slow)
+             if n.startswith("efficientnet") else n for n in TINY]
 
 # Published parameter counts (exact values of the reference architectures).
 PUBLISHED = {
@@ -101,7 +114,7 @@ def _apply(model, variables, x, train, key=None, rate_factor=None):
   return logits, new_state
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", TINY_STEP)
 def test_tiny_model_takes_one_training_step_with_a_policy(name):
   x, y = _inputs(name)
   model = get_model(name, policy=_policy_for(name))
@@ -145,7 +158,7 @@ def test_eval_output_is_independent_of_the_policy(name):
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.mark.parametrize("name", TINY)
+@pytest.mark.parametrize("name", TINY_STEP)
 def test_bfloat16_compute_with_float32_params(name):
   x, _ = _inputs(name)
   model = get_model(name, dtype=jnp.bfloat16, policy=_policy_for(name))
@@ -252,6 +265,7 @@ def test_residual_pattern_also_covers_the_shortcut_unless_named():
 def test_wrn_stochastic_depth_drops_residual_branches_in_training_only():
   import jax
   import numpy as np
+
   from dropgraph_jax.models import get_model
   model = get_model("wrn_tiny", stochastic_depth=0.9)
   plain = get_model("wrn_tiny")

@@ -10,12 +10,17 @@ import numpy as np
 import pytest
 
 import dropgraph_jax as dg
-from dropgraph_jax.patterns import (ConvPattern, Policy, RegularizerSpec,
-                                    TransformerPattern, apply_spec,
-                                    conv_pattern_dropout,
-                                    transformer_pattern_dropout)
+from dropgraph_jax.patterns import (
+  ConvPattern,
+  Policy,
+  RegularizerSpec,
+  TransformerPattern,
+  apply_spec,
+  conv_pattern_dropout,
+  transformer_pattern_dropout,
+)
 from dropgraph_jax.patterns import conv as conv_lib
-from dropgraph_jax.patterns import show
+from dropgraph_jax.tools import show_policy as show
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "experiments",
                        "policies", "example_policy.json")
@@ -325,6 +330,7 @@ def test_apply_spec_dispatches_every_kind():
       apply_spec(spec, x, key=key, train=True, rate=0.0), x)
 
 
+@pytest.mark.slow
 def test_show_tool_renders_pngs(tmp_path):
   out = tmp_path / "render"
   assert show.main([EXAMPLE, "--out", str(out), "--samples", "2"]) == 0

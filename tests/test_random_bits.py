@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import random_bits
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from regularizer_cases import CASES, ZEROING
+
+from dropgraph_jax.regularizers import registry as dg_registry
 
 NAMES = sorted(CASES)
 
@@ -195,3 +196,10 @@ def test_wrong_rank_raises(name):
   fn, _ = CASES[name]
   with pytest.raises(ValueError, match="rank"):
     fn(jnp.ones((4, 5)), key=jax.random.key(0), rate=0.1, train=True)
+
+
+def test_every_registered_regularizer_has_a_contract_case():
+  """Adding a regularizer to the registry without a case here fails."""
+  covered = {name.split("_shared")[0] for name in CASES}
+  assert set(dg_registry.names()) <= covered, (
+      set(dg_registry.names()) - covered)

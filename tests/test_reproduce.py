@@ -2,16 +2,13 @@
 
 import json
 import os
-import sys
 
 import pytest
 
 from configs import digits
+from experiments.reproduce import grid
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-sys.path.insert(0, os.path.join(ROOT, "experiments", "reproduce"))
-
-import grid  # noqa: E402  experiments/reproduce/grid.py
 
 
 def _variant(regularizer):
@@ -29,6 +26,7 @@ def _variant(regularizer):
   return config_for
 
 
+@pytest.mark.slow
 def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
   variants = {"none": _variant("none"), "drop block": _variant("drop_block")}
   results = grid.run_grid(variants, [0, 1], str(tmp_path / "runs"),
@@ -52,7 +50,7 @@ def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
   text = out.read_text()
   assert "| variant | test accuracy % (mean +- std) | test loss (mean +- std)" \
       in text
-  row = [l for l in text.splitlines() if l.startswith("| drop block |")][0]
+  row = [r for r in text.splitlines() if r.startswith("| drop block |")][0]
   accs = [r["test_accuracy"] * 100 for r in again["drop block"]]
   assert row.split(" | ")[1].startswith(f"{sum(accs) / 2:.2f} +- ")
   assert "Wall time of all 4 runs" in text
@@ -60,7 +58,7 @@ def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
   # One seed has no spread to show.
   grid.table("digits", {"none": again["none"][:1]}, "test_accuracy", "acc",
              {}, "", str(out))
-  row = [l for l in out.read_text().splitlines() if l.startswith("| none")]
+  row = [r for r in out.read_text().splitlines() if r.startswith("| none")]
   assert "+-" not in row[0]
 
 
@@ -70,4 +68,5 @@ def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
 def test_reproduction_scripts_document_their_command(script):
   with open(os.path.join(ROOT, "experiments", "reproduce", script)) as f:
     head = f.read(2000)
-  assert f"python experiments/reproduce/{script}" in head
+  module = script[:-len(".py")]
+  assert f"python -m experiments.reproduce.{module}" in head

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import dropgraph_jax as dg
-from dropgraph_jax import layers, schedules
+from dropgraph_jax import layers
+from dropgraph_jax.regularizers import schedules
 
 
 @pytest.mark.parametrize("shape", ["linear", "f1", "f2", "f3", "f4", "f5"])
@@ -71,7 +72,7 @@ LAYERS = [
 
 
 @pytest.mark.parametrize("layer,shape", LAYERS,
-                         ids=[type(l).__name__ for l, _ in LAYERS])
+                         ids=[type(layer).__name__ for layer, _ in LAYERS])
 def test_layer_matches_function_and_is_identity_when_deterministic(layer,
                                                                    shape):
   x = jax.random.uniform(jax.random.key(0), shape, minval=0.5, maxval=1.5)

@@ -12,7 +12,8 @@ from configs.search import digits as digits_search
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.patterns import Policy
 from dropgraph_jax.search import controller as ctrl
-from dropgraph_jax.search import engine, reinforce, run, space as space_lib
+from dropgraph_jax.search import engine, reinforce, run
+from dropgraph_jax.search import space as space_lib
 
 
 class _Bandit:
@@ -102,6 +103,7 @@ def test_controller_samples_valid_tokens_with_their_log_probs():
                              np.asarray(logits2[:, :3]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_controller_learns_the_better_arm(tmp_path):
   config = _search_config(**{"search.num_jobs": 800, "search.capacity": 8,
                              "search.minibatch": 4,
@@ -121,13 +123,14 @@ def test_controller_learns_the_better_arm(tmp_path):
   assert p_arm1 > 0.9
   late = [j["tokens"][0] for j in result.jobs[-100:]]
   assert np.mean(late) > 0.85
-  updates = [json.loads(l) for l in
+  updates = [json.loads(row) for row in
              (tmp_path / "updates.jsonl").read_text().splitlines()]
   # C = 8 > M = 4: some updates use stale samples, reweighted (not all 1).
   assert max(u["staleness_mean"] for u in updates) > 0
   assert any(abs(u["importance_weight_mean"] - 1) > 1e-3 for u in updates)
 
 
+@pytest.mark.slow
 def test_search_killed_midway_resumes_to_the_same_result(tmp_path):
   config = _search_config(**{"search.num_jobs": 24, "search.capacity": 6,
                              "search.minibatch": 4,
@@ -156,6 +159,7 @@ def test_search_killed_midway_resumes_to_the_same_result(tmp_path):
   assert upd_a == upd_b
 
 
+@pytest.mark.slow
 def test_local_pool_requeues_crashed_and_timed_out_jobs(tmp_path):
   config = _search_config(**{"search.num_jobs": 6, "search.capacity": 4,
                              "search.minibatch": 2,
@@ -176,6 +180,7 @@ def test_local_pool_requeues_crashed_and_timed_out_jobs(tmp_path):
   assert summary["reinforce"]["updates"] == 3
 
 
+@pytest.mark.slow
 def test_a_job_failing_every_attempt_is_recorded_not_lost(tmp_path):
   config = _search_config(**{"search.num_jobs": 4, "search.capacity": 2,
                              "search.minibatch": 2,
@@ -196,6 +201,7 @@ def test_a_job_failing_every_attempt_is_recorded_not_lost(tmp_path):
   assert all("Unknown model" in j["error"] for j in jobs)
 
 
+@pytest.mark.slow
 def test_tiny_digits_search_end_to_end(tmp_path):
   config = digits_search.get_config()
   config.search.backend = "inline"
@@ -287,6 +293,7 @@ def test_conv_space_fits_every_pattern_to_its_feature_map():
                          train=True)  # fits: no ValueError
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_and_requeues_a_crashed_job(tmp_path):
   pytest.importorskip("ray")  # the optional extra: pip install -e ".[ray]"
   import ray
@@ -335,6 +342,7 @@ def test_traced_patterns_drop_the_cells_their_static_twins_drop():
                                      train=True))(off)), np.asarray(x))
 
 
+@pytest.mark.slow
 def test_vmapped_children_get_the_rewards_of_sequential_children():
   from dropgraph_jax.search import vmap_children
   px = _digits_proxy()
@@ -359,6 +367,7 @@ def test_vmapped_children_get_the_rewards_of_sequential_children():
     assert len(halved) == 2 and all(0 <= r <= 1 for r in halved)
 
 
+@pytest.mark.slow
 def test_search_command_line_at_tiny_size(tmp_path):
   import subprocess
   import sys
@@ -380,9 +389,11 @@ def test_search_command_line_at_tiny_size(tmp_path):
   assert bad.returncode == 2 and "larger than the capacity" in bad.stderr
 
 
+@pytest.mark.slow
 def test_trainer_proxy_scores_language_models_on_validation(tmp_path):
-  from dropgraph_jax.search import proxy
   from test_lm_training import _write_corpus
+
+  from dropgraph_jax.search import proxy
   root = os.path.join(os.path.dirname(__file__), "..")
   corpus = _write_corpus(tmp_path)
   sites = list_sites(get_model("transformer_xl_tiny"), (1, 6),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dropgraph_jax import text_data
+from dropgraph_jax.data import text as text_data
 
 
 @pytest.fixture

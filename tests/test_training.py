@@ -12,8 +12,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from configs import default, digits
-from dropgraph_jax import checkpointing, train
 from dropgraph_jax.models import REGISTRY
+from dropgraph_jax.training import checkpointing, classifier, language_model
+from dropgraph_jax.training import trainers as train
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -38,20 +39,29 @@ def _params_equal(a, b):
       b)))
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_digits_writes_results_logs_and_checkpoints(tmp_path):
-  results = train.train_and_evaluate(_digits_config(), str(tmp_path))
+  # The step count comes from the epochs (1,437 images / 16 = 89 steps per
+  # epoch): the trainer resolves it in a copy, never in the caller's config.
+  config = _digits_config(num_train_steps=0, num_epochs=12.2 / 89)
+  config.lock()
+  before = config.to_json()
+  results = train.train_and_evaluate(config, str(tmp_path))
+  assert config.to_json() == before
   assert results["steps"] == 12 and results["policy_sites"] == 6
   assert 0.0 <= results["test_accuracy"] <= 1.0
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["test_accuracy"] == results["test_accuracy"]
-  lines = [json.loads(l) for l in (tmp_path / "log.txt").read_text().splitlines()]
-  assert [l["step"] for l in lines if "train/loss" in l] == [4, 8, 12]
+  lines = [json.loads(row)
+           for row in (tmp_path / "log.txt").read_text().splitlines()]
+  assert [r["step"] for r in lines if "train/loss" in r] == [4, 8, 12]
   assert {"train/learning_rate", "train/regularizer_rate_factor",
           "train/images_per_sec"} <= set(lines[0])
   assert glob.glob(str(tmp_path / "events.out.tfevents.*"))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == ["12", "4", "8"]
 
 
+@pytest.mark.slow
 def test_a_few_steps_on_tfds_mock_cifar10(tmp_path):
   config = default.get_config()
   config.model = "resnet_tiny"
@@ -72,6 +82,7 @@ def test_a_few_steps_on_tfds_mock_cifar10(tmp_path):
   assert np.isfinite(results["test_loss"])
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
   straight = train.train_and_evaluate(_digits_config(),
                                       str(tmp_path / "straight"))
@@ -88,6 +99,7 @@ def test_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
   assert straight["test_accuracy"] == resumed["test_accuracy"]
 
 
+@pytest.mark.slow
 def test_eight_devices_match_one_device(tmp_path):
   assert jax.device_count() == 8
   one = train.train_and_evaluate(_digits_config(mesh_devices=1,
@@ -124,7 +136,9 @@ def test_every_config_parses_and_names_existing_models_and_regularizers():
   assert len(configs) >= 8
   for name, arg, config in configs:
     assert config.model in REGISTRY, (name, arg)
-    assert config.regularizer.name in train.REGULARIZER_NAMES, (name, arg)
+    assert config.regularizer.name in (
+        classifier.REGULARIZER_NAMES + language_model.LM_REGULARIZERS), (
+            name, arg)
     assert config.regularizer.schedule in ("constant", "linear", "f1", "f2",
                                            "f3", "f4", "f5")
   with pytest.raises(ValueError, match="regularizer must be one of"):
@@ -153,6 +167,7 @@ def test_bad_input_errors(tmp_path):
     _digits_config().batch_size = "many"  # typed, locked ConfigDict
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
   with pytest.raises(train.Preempted):
     train.train_and_evaluate(_digits_config(preempt_at_step=5), str(tmp_path))
@@ -170,7 +185,7 @@ def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
 def test_image_folder_input(tmp_path):
   from PIL import Image
 
-  from dropgraph_jax import input_pipeline
+  from dropgraph_jax.data import images as image_data
   rng = np.random.default_rng(0)
   for split, count in (("train", 3), ("test", 2)):
     for cls in ("cat", "ant"):
@@ -179,15 +194,15 @@ def test_image_folder_input(tmp_path):
       for i in range(count):
         pixels = rng.integers(0, 255, (6, 5, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"{i}.png")
-  data = input_pipeline.load_split(f"folder:{tmp_path}", "train")
+  data = image_data.load_split(f"folder:{tmp_path}", "train")
   assert data.num_examples == 6 and data.num_classes == 2
   assert tuple(data.image_shape) == (6, 5, 3)
   assert [data.source[i]["label"] for i in range(6)] == [0, 0, 0, 1, 1, 1]
-  batch = next(iter(input_pipeline.train_dataset(
+  batch = next(iter(image_data.train_dataset(
       data, global_batch=4, seed=0).to_iter_dataset()))
   assert batch["image"].shape == (4, 6, 5, 3)
   with pytest.raises(ValueError, match="does not exist"):
-    input_pipeline.load_split(f"folder:{tmp_path}", "validation")
+    image_data.load_split(f"folder:{tmp_path}", "validation")
 
 
 def test_every_config_places_its_regularizer_on_sites_of_its_model():
@@ -197,7 +212,7 @@ def test_every_config_places_its_regularizer_on_sites_of_its_model():
     if model_kind(config.model) != "image" or config.regularizer.name in (
         "none", "policy"):
       continue
-    policy = train.build_policy(config, config.model,
+    policy = classifier.build_policy(config, config.model,
                                 example_shape(config.model))
     assert len(policy) > 0, (name, arg)
     assert all(spec.kind == config.regularizer.name
@@ -206,21 +221,22 @@ def test_every_config_places_its_regularizer_on_sites_of_its_model():
   assert checked >= 12
 
 
+@pytest.mark.slow
 def test_imagenet_preprocessing_on_mock_imagenet(tmp_path):
-  from dropgraph_jax import input_pipeline
+  from dropgraph_jax.data import images as image_data
   with tfds.testing.mock_data(num_examples=12):
-    split = input_pipeline.load_split("imagenet2012", "train",
+    split = image_data.load_split("imagenet2012", "train",
                                       image_size=24)
     assert tuple(split.image_shape) == (24, 24, 3)
-    batch = next(iter(input_pipeline.train_dataset(
+    batch = next(iter(image_data.train_dataset(
         split, global_batch=4, seed=0, augment="inception_crop_flip",
         image_size=24).to_iter_dataset()))
     assert batch["image"].shape == (4, 24, 24, 3)
-    evals = list(input_pipeline.eval_batches(split, 8, image_size=24))
+    evals = list(image_data.eval_batches(split, 8, image_size=24))
     assert [b["image"].shape for b in evals] == [(8, 24, 24, 3)] * 2
     assert int(sum(b["mask"].sum() for b in evals)) == 12
     with pytest.raises(ValueError, match="varying size.*image_size"):
-      input_pipeline.load_split("imagenet2012", "train")
+      image_data.load_split("imagenet2012", "train")
 
     config = importlib.import_module("configs.imagenet_resnet50").get_config(
         "drop_block")
@@ -238,20 +254,20 @@ def test_imagenet_preprocessing_on_mock_imagenet(tmp_path):
 
 
 def test_crops_keep_content_where_they_should():
-  from dropgraph_jax import input_pipeline
+  from dropgraph_jax.data import images as image_data
   image = np.zeros((40, 60, 3), np.uint8)
   image[10:30, 20:40] = 255  # a bright centre square
-  center = input_pipeline.center_crop(image, 28)  # shorter side -> 32
+  center = image_data.center_crop(image, 28)  # shorter side -> 32
   assert center.shape == (28, 28, 3)
   assert center[14, 14].min() > 200 and center[0, 0].max() < 50
   rng = np.random.default_rng(0)
-  crops = [input_pipeline.inception_crop(image, 16, rng) for _ in range(50)]
+  crops = [image_data.inception_crop(image, 16, rng) for _ in range(50)]
   assert all(c.shape == (16, 16, 3) for c in crops)
   assert len({c.tobytes() for c in crops}) > 40  # random sizes and places
 
 
 def test_optimizers_and_schedules():
-  from dropgraph_jax import optimizers
+  from dropgraph_jax.training import optimizers
   config = default.get_config()
   config.num_train_steps = 100
   config.warmup_epochs = 1.0

@@ -19,6 +19,7 @@ there).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Optional
 
@@ -27,7 +28,12 @@ import jax.numpy as jnp
 
 import dropgraph_jax as dg
 from dropgraph_jax.models import building_blocks as bb
-from dropgraph_jax.models.sites import Site, check_policy, residual_pattern
+from dropgraph_jax.models.sites import (
+  Site,
+  apply_site,
+  check_policy,
+  residual_pattern,
+)
 from dropgraph_jax.patterns.policy import Policy
 
 # (expand ratio, kernel, stride, input filters, output filters, repeats)
@@ -72,7 +78,8 @@ class MBConv(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    site = functools.partial(apply_site, self.policy, "conv", train,
+                             rate_factor)
     cin = x.shape[-1]
     hidden = cin * self.expand
     y = x

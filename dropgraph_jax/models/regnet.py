@@ -14,6 +14,7 @@ the last 3 blocks of the last stage (:func:`paper_policy` with
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Optional, Sequence
 
@@ -21,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dropgraph_jax.models import building_blocks as bb
-from dropgraph_jax.models.sites import Site, check_policy
+from dropgraph_jax.models.sites import apply_site, check_policy
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
 
 REGNETX_200MF = dict(stem=32, depths=(1, 1, 4, 7), widths=(24, 56, 152, 368),
@@ -37,7 +38,8 @@ class XBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    site = functools.partial(apply_site, self.policy, "conv", train,
+                             rate_factor)
     w = self.features
     y = bb.conv(w, 1, dtype=self.dtype, name="conv1")(x)
     y = site("relu1", nn.relu(site("bn1", bb.batch_norm(

@@ -14,6 +14,7 @@ activation and shortcut site of every block of the last two stages.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Optional, Sequence
 
@@ -21,7 +22,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from dropgraph_jax.models import building_blocks as bb
-from dropgraph_jax.models.sites import Site, check_policy, residual_pattern
+from dropgraph_jax.models.sites import (
+  Site,
+  apply_site,
+  check_policy,
+  residual_pattern,
+)
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
 
 
@@ -33,7 +39,8 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    site = functools.partial(apply_site, self.policy, "conv", train,
+                             rate_factor)
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
                 name="conv1")(x)
     y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y))
@@ -55,7 +62,8 @@ class Bottleneck(BasicBlock):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    site = functools.partial(apply_site, self.policy, "conv", train,
+                             rate_factor)
     out = self.features * self.expansion
     y = bb.conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
     y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y))

@@ -68,6 +68,13 @@ class Site(nn.Module):
     return apply_spec(spec, x, key=key, train=train, rate=rate)
 
 
+def apply_site(policy: Optional[Policy], kind: str, train: bool, rate_factor,
+               name: str, x: jax.Array) -> jax.Array:
+  """``Site(policy, kind, name=name)(x, train, rate_factor)``; a block binds
+  the first four with ``functools.partial`` and calls ``site(name, x)``."""
+  return Site(policy, kind, name=name)(x, train, rate_factor)
+
+
 def residual_pattern(policy: Optional[Policy], block_path: Sequence[str],
                      site_labels: Sequence[str], residual_label: str
                      ) -> Optional[ConvPattern]:

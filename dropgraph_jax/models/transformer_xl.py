@@ -22,7 +22,7 @@ mem_valid=None)`` returns ``(logits (N, T, V) float32, new_mems)``;
 memory positions hold real states; the others are masked out of the
 attention. A trainer keeps fixed-shape memories (zeros, ``mem_valid=0``,
 at the start of a stream) so that one compiled step serves the whole run
-and the memory can be checkpointed (:mod:`dropgraph_jax.lm_train`).
+and the memory can be checkpointed (:mod:`dropgraph_jax.training.language_model`).
 
 Sites (AutoDropout's Transformer placement plus the embedding and output):
 ``embeddings``, ``layer{i}/attn/query``, ``.../key``, ``.../value``,
@@ -42,14 +42,16 @@ only its size, 24M parameters. Ours: 16 layers, d_model 320, 8 heads of
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Optional, Sequence, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropgraph_jax.models.sites import Site, check_policy
+from dropgraph_jax.models.sites import Site, apply_site, check_policy
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
+from dropgraph_jax.patterns.transformer import TransformerPattern
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,22 +105,22 @@ class RelMultiHeadAttention(nn.Module):
   def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None,
                mem_start=0):
     cfg = self.config
-    site = lambda name, x: Site(self.policy, "sequence", name=name)(  # noqa: E731
-        x, train, rate_factor)
+    site = functools.partial(apply_site, self.policy, "sequence", train,
+                             rate_factor)
     n, qlen, _ = h.shape
     cat = h if mem is None else jnp.concatenate([mem.astype(h.dtype), h], 1)
     klen = cat.shape[1]
     hd = cfg.n_head * cfg.d_head
-    dense = lambda f, name: nn.Dense(f, use_bias=False, dtype=self.dtype,  # noqa: E731
-                                     param_dtype=jnp.float32, name=name)
-    heads = dense(3 * hd, "qkv")(cat)
+    dense = functools.partial(nn.Dense, use_bias=False, dtype=self.dtype,
+                              param_dtype=jnp.float32)
+    heads = dense(3 * hd, name="qkv")(cat)
     q = site("query", heads[:, -qlen:, :hd])
     k = site("key", heads[:, :, hd:2 * hd])
     val = site("value", heads[:, :, 2 * hd:])
     q = q.reshape(n, qlen, cfg.n_head, cfg.d_head)
     k = k.reshape(n, klen, cfg.n_head, cfg.d_head)
     val = val.reshape(n, klen, cfg.n_head, cfg.d_head)
-    r = dense(hd, "r_net")(pos_emb.astype(self.dtype)).reshape(
+    r = dense(hd, name="r_net")(pos_emb.astype(self.dtype)).reshape(
         klen, cfg.n_head, cfg.d_head)
     ac = jnp.einsum("nqhd,nkhd->nhqk", q + u.astype(q.dtype), k,
                     preferred_element_type=jnp.float32)
@@ -134,7 +136,7 @@ class RelMultiHeadAttention(nn.Module):
     prob = site("softmax", prob.reshape(n * cfg.n_head, qlen, klen)).reshape(
         n, cfg.n_head, qlen, klen)
     vec = jnp.einsum("nhqk,nkhd->nqhd", prob, val).reshape(n, qlen, hd)
-    return site("output", dense(cfg.d_model, "o_net")(vec))
+    return site("output", dense(cfg.d_model, name="o_net")(vec))
 
 
 class TXLLayer(nn.Module):
@@ -146,17 +148,17 @@ class TXLLayer(nn.Module):
   def __call__(self, h, mem, pos_emb, u, v, train, rate_factor=None,
                mem_start=0):
     cfg = self.config
-    norm = lambda name: nn.LayerNorm(dtype=self.dtype, param_dtype=jnp.float32,  # noqa: E731
-                                     name=name)
+    norm = functools.partial(nn.LayerNorm, dtype=self.dtype,
+                             param_dtype=jnp.float32)
     attn = RelMultiHeadAttention(cfg, self.policy, self.dtype, name="attn")(
         h, mem, pos_emb, u, v, train, rate_factor, mem_start)
-    h = norm("attn_norm")(h + attn)
+    h = norm(name="attn_norm")(h + attn)
     ff = nn.Dense(cfg.d_inner, dtype=self.dtype, param_dtype=jnp.float32,
                   name="ff1")(h)
     ff = nn.Dense(cfg.d_model, dtype=self.dtype, param_dtype=jnp.float32,
                   name="ff2")(nn.relu(ff))
     ff = Site(self.policy, "sequence", name="residual")(ff, train, rate_factor)
-    return norm("ff_norm")(h + ff)
+    return norm(name="ff_norm")(h + ff)
 
 
 class TransformerXL(nn.Module):
@@ -180,8 +182,8 @@ class TransformerXL(nn.Module):
     if mems is not None and len(mems) != cfg.n_layer:
       raise ValueError(f"TransformerXL: mems must hold {cfg.n_layer} arrays "
                        f"(one per layer), got {len(mems)}.")
-    site = lambda name, x: Site(self.policy, "sequence", name=name)(  # noqa: E731
-        x, train, rate_factor)
+    site = functools.partial(apply_site, self.policy, "sequence", train,
+                             rate_factor)
     embed = nn.Embed(cfg.vocab_size, cfg.d_model, dtype=self.dtype,
                      param_dtype=jnp.float32,
                      embedding_init=nn.initializers.normal(0.02),
@@ -258,7 +260,6 @@ def autodropout_paper_policy(sites: Sequence[str], seq_len: int,
   share_t=False, share_c=True)`` (whole tokens), and the embedding and the
   final hidden state keep the variational baseline. The rates are ours.
   """
-  from dropgraph_jax.patterns.transformer import TransformerPattern
   attn = TransformerPattern(size=seq_len, stride=0, share_t=True,
                             share_c=False, rate=attention)
   word = TransformerPattern(size=1, stride=0, share_t=False, share_c=True,

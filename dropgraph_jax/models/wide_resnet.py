@@ -8,6 +8,7 @@ widths 16k, 32k, 64k. Sites of ``stage{s}/block{b}``: ``bn1`` and ``bn2``
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Optional
 
 import flax.linen as nn
@@ -15,7 +16,12 @@ import jax.numpy as jnp
 
 import dropgraph_jax as dg
 from dropgraph_jax.models import building_blocks as bb
-from dropgraph_jax.models.sites import Site, check_policy, residual_pattern
+from dropgraph_jax.models.sites import (
+  Site,
+  apply_site,
+  check_policy,
+  residual_pattern,
+)
 from dropgraph_jax.patterns.policy import Policy
 
 
@@ -28,7 +34,8 @@ class WideBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
-    site = lambda name, h: Site(self.policy, name=name)(h, train, rate_factor)  # noqa: E731
+    site = functools.partial(apply_site, self.policy, "conv", train,
+                             rate_factor)
     pre = nn.relu(site("bn1", bb.batch_norm(train, dtype=self.dtype,
                                             name="norm1")(x)))
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,

@@ -56,9 +56,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import block_mask
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import block_mask, random_bits
 
 PLACEMENTS = ("wrap", "clip")
 

@@ -28,35 +28,26 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import json
 import os
 from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import jax
 
-import dropgraph_jax as dg
 from dropgraph_jax.patterns.conv import ConvPattern, conv_pattern_dropout
-from dropgraph_jax.patterns.transformer import (TransformerPattern,
-                                                transformer_pattern_dropout)
+from dropgraph_jax.patterns.transformer import (
+  TransformerPattern,
+  transformer_pattern_dropout,
+)
+from dropgraph_jax.regularizers import _validate, registry
 
 FORMAT = "dropgraph_jax.policy"
 VERSION = 1
 
 # Library regularizers a policy may name, with the function that takes them.
-REGULARIZERS = {
-    "dropout": dg.dropout,
-    "spatial_dropout": dg.spatial_dropout,
-    "drop_block": dg.drop_block,
-    "disout": dg.disout,
-    "drop_path": dg.drop_path,
-    "variational_dropout": dg.variational_dropout,
-    "word_dropout": dg.word_dropout,
-    "dropgraph": dg.dropgraph,
-}
+REGULARIZERS = {name: entry.fn for name, entry in registry.REGISTRY.items()}
 PATTERNS = {"conv_pattern": ConvPattern,
             "transformer_pattern": TransformerPattern}
-_CALL_ARGS = {"x", "params", "key", "train"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,8 +61,7 @@ class RegularizerSpec:
       raise ValueError(f"{where}: kind must be one of "
                        f"{sorted(REGULARIZERS) + sorted(PATTERNS)}, got "
                        f"{self.kind!r}.")
-    params = inspect.signature(REGULARIZERS[self.kind]).parameters
-    allowed = set(params) - _CALL_ARGS
+    allowed = registry.option_names(self.kind)
     for name in self.options:
       if name not in allowed:
         raise ValueError(f"{where}: unknown field {name!r} for kind "
@@ -79,7 +69,7 @@ class RegularizerSpec:
     if "rate" not in self.options:
       raise ValueError(f"{where}: field 'rate' is required for kind "
                        f"{self.kind!r}.")
-    dg._validate.check_rate(where, self.options["rate"])
+    _validate.check_rate(where, self.options["rate"])
     return self
 
   def to_dict(self) -> Dict[str, Any]:
@@ -227,7 +217,7 @@ def apply_spec(spec: Optional[Spec], x: jax.Array, *, key, train: bool,
   options = dict(spec.options)
   if rate is not None:
     options["rate"] = rate
-  fn = REGULARIZERS[spec.kind]
-  if spec.kind == "dropgraph":
-    return fn(x, params, key=key, train=train, **options)
-  return fn(x, key=key, train=train, **options)
+  entry = registry.get(spec.kind)
+  if entry.needs_params:
+    return entry.fn(x, params, key=key, train=train, **options)
+  return entry.fn(x, key=key, train=train, **options)

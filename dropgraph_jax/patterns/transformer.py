@@ -34,9 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import block_mask
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import block_mask, random_bits
 
 # The sub-layer sites of one Transformer layer (one pattern each).
 TRANSFORMER_SITES = ("query", "key", "value", "softmax", "output",

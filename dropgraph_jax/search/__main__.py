@@ -29,8 +29,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from dropgraph_jax import checkpointing
   from dropgraph_jax.search import run as run_lib
+  from dropgraph_jax.training import checkpointing
   try:
     summary = run_lib.run_search(FLAGS.config, FLAGS.workdir)
   except (ValueError, checkpointing.CorruptCheckpointError) as e:

@@ -29,6 +29,7 @@ budget, pools and logs (the paper's random-search baseline).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -39,11 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from dropgraph_jax import checkpointing
 from dropgraph_jax.search import controller as ctrl
 from dropgraph_jax.search import reinforce
 from dropgraph_jax.search.space import random_tokens
 from dropgraph_jax.search.workers import make_pool
+from dropgraph_jax.training import checkpointing
 
 METHODS = ("reinforce", "random")
 RANDOM_STREAM = 1  # numpy seed-sequence tag of random search's draws
@@ -166,10 +167,12 @@ class Search:
 
   # --- updates ----------------------------------------------------------------
   def _update_fn(self, params, opt_state, tokens, old_lp, rewards, baseline):
-    loss_fn = lambda p: reinforce.surrogate_loss(  # noqa: E731
-        lambda q, t: ctrl.log_prob(self.ccfg, q, t), p, tokens, old_lp,
-        rewards, baseline, max_weight=self.cfg.max_importance_weight or None,
-        entropy_fn=lambda q, t: ctrl.entropy(self.ccfg, q, t),
+    loss_fn = functools.partial(
+        reinforce.surrogate_loss,
+        functools.partial(ctrl.log_prob, self.ccfg), tokens=tokens,
+        old_log_prob=old_lp, rewards=rewards, baseline=baseline,
+        max_weight=self.cfg.max_importance_weight or None,
+        entropy_fn=functools.partial(ctrl.entropy, self.ccfg),
         entropy_weight=self.cfg.entropy_weight)
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
     updates, opt_state = self.tx.update(grads, opt_state, params)

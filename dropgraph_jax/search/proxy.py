@@ -17,7 +17,7 @@ JSON object. The reward never looks at a test split.
   learning rate; the last ``val_fraction`` of a seeded permutation of the
   training split is held out and the reward is accuracy on it (the paper
   reserves 10% of CIFAR-10's training set the same way).
-* ``name='trainer'``: the full trainer (:mod:`dropgraph_jax.train`) on a
+* ``name='trainer'``: the full trainer (:mod:`dropgraph_jax.training.trainers`) on a
   config file with overrides, for proxies such as WRN-28-2 on CIFAR-10 or
   Transformer-XL on PTB. The config's ``eval_split`` must not be
   ``'test'``; the reward is its accuracy, or ``80 / valid perplexity`` for
@@ -26,13 +26,24 @@ JSON object. The reward never looks at a test split.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 import tempfile
 import time
 from typing import Any, Dict
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+
+from dropgraph_jax.data import images as image_data
+from dropgraph_jax.models import get_model, model_kind
+from dropgraph_jax.patterns import Policy
+from dropgraph_jax.search import vmap_children
+from dropgraph_jax.training import trainers as train
 
 PROXIES = ("synthetic", "image", "trainer")
 
@@ -42,8 +53,6 @@ def run_group(proxy_config: Dict[str, Any], jobs) -> list:
   several in one vmapped program (with successive halving when
   ``halving_eta`` > 1); other proxies run the jobs one by one."""
   if proxy_config.get("name") == "image" and len(jobs) > 1:
-    from dropgraph_jax.patterns import Policy
-    from dropgraph_jax.search import vmap_children
     return vmap_children.train_children(
         image_proxy(proxy_config),
         [Policy.from_dict(j["policy"]) for j in jobs],
@@ -98,12 +107,8 @@ class ImageProxy:
   """
 
   def __init__(self, cfg):
-    import jax
-    import optax
-
-    from dropgraph_jax import input_pipeline
     self.cfg = cfg
-    data = input_pipeline.load_split(cfg["dataset"], "train",
+    data = image_data.load_split(cfg["dataset"], "train",
                                      cfg.get("data_dir") or None,
                                      cfg.get("seed", 0))
     self.num_classes = data.num_classes
@@ -123,22 +128,17 @@ class ImageProxy:
     self.key = jax.random.key(seed)
 
   def model(self, policy=None):
-    from dropgraph_jax.models import get_model
     return get_model(self.cfg["model"], policy=policy,
                      num_classes=self.num_classes)
 
   def init(self):
     """``(params, batch_stats, opt_state)``; independent of the policy."""
-    import jax.numpy as jnp
     variables = self.model().init({"params": self.key, "dropout": self.key},
                                   jnp.asarray(self.images[:1]), train=False)
     params = variables["params"]
     return params, variables.get("batch_stats", {}), self.tx.init(params)
 
   def step(self, model, params, stats, opt_state, x, y, key):
-    import jax
-    import jax.numpy as jnp
-    import optax
 
     def loss_fn(p):
       logits, new = model.apply({"params": p, "batch_stats": stats}, x,
@@ -152,29 +152,22 @@ class ImageProxy:
 
   def correct(self, params, stats, x, y):
     """Correct predictions in a batch (evaluation ignores any policy)."""
-    import jax.numpy as jnp
     logits = self.model().apply({"params": params, "batch_stats": stats}, x,
                                 train=False)
     return jnp.sum(jnp.argmax(logits, -1) == y)
 
   def step_data(self, s):
-    import jax
-    import jax.numpy as jnp
     idx = self.batches[s]
     return (jnp.asarray(self.images[idx]), jnp.asarray(self.labels[idx]),
             jax.random.fold_in(self.key, s))
 
   def val_batches(self, size: int = 256):
-    import jax.numpy as jnp
     for lo in range(0, len(self.val_idx), size):
       idx = self.val_idx[lo:lo + size]
       yield jnp.asarray(self.images[idx]), jnp.asarray(self.labels[idx])
 
   def train_one(self, policy) -> float:
     """Trains one child with ``policy``; validation accuracy."""
-    import functools
-
-    import jax
     model = self.model(policy)
     step = jax.jit(functools.partial(self.step, model))
     correct = jax.jit(self.correct)
@@ -188,7 +181,6 @@ class ImageProxy:
 
 
 def _image(cfg, job) -> float:
-  from dropgraph_jax.patterns import Policy
   return image_proxy(cfg).train_one(Policy.from_dict(job["policy"]))
 
 
@@ -208,8 +200,7 @@ def image_proxy(cfg) -> "ImageProxy":
 
 def _materialise(data):
   """All images of a (small) split, normalised, as float32 arrays."""
-  from dropgraph_jax import input_pipeline
-  batch = input_pipeline.preprocess_batch(
+  batch = image_data.preprocess_batch(
       {"image": np.stack([np.asarray(data.source[i]["image"])
                           for i in range(data.num_examples)]),
        "label": np.stack([data.source[i]["label"]
@@ -219,11 +210,6 @@ def _materialise(data):
 
 
 def _trainer(cfg, job) -> float:
-  import importlib.util
-
-  from dropgraph_jax import train
-  from dropgraph_jax.models import model_kind
-  from dropgraph_jax.patterns import Policy
 
   spec = importlib.util.spec_from_file_location("proxy_config",
                                                 cfg["config_file"])

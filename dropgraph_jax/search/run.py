@@ -28,10 +28,13 @@ import os
 from typing import Any, Dict
 
 import jax.numpy as jnp
+from matplotlib.figure import Figure
 
+from dropgraph_jax.data import images as image_data
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.sites import site_shapes
-from dropgraph_jax.search import engine, proxy, space as space_lib
+from dropgraph_jax.search import engine, proxy
+from dropgraph_jax.search import space as space_lib
 
 
 def build_space(scfg):
@@ -73,8 +76,7 @@ def proxy_config(config, space) -> Dict[str, Any]:
     if not 0.0 < pcfg.get("val_fraction", 0.1) < 1.0:
       raise ValueError(f"proxy.val_fraction must be in (0, 1), got "
                        f"{pcfg.get('val_fraction')!r}.")
-    from dropgraph_jax import input_pipeline
-    data = input_pipeline.load_split(pcfg["dataset"], "train",
+    data = image_data.load_split(pcfg["dataset"], "train",
                                      pcfg.get("data_dir") or None)
     train_size = int(data.num_examples * (1 - pcfg.get("val_fraction", 0.1)))
     if pcfg["batch_size"] > train_size:
@@ -131,10 +133,8 @@ def write_curves(curves: Dict[str, list], workdir: str) -> None:
     for k in range(length):
       out.writerow([k + 1] + [c[k] if k < len(c) and c[k] is not None
                               else "" for c in curves.values()])
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(6, 3.5))
+  fig = Figure(figsize=(6, 3.5))  # no pyplot: no GUI backend, no state
+  ax = fig.subplots()
   for method, c in curves.items():
     xs = [k + 1 for k, v in enumerate(c) if v is not None]
     ax.step(xs, [v for v in c if v is not None], where="post", label=method)
@@ -144,4 +144,3 @@ def write_curves(curves: Dict[str, list], workdir: str) -> None:
   ax.grid(alpha=0.3)
   fig.tight_layout()
   fig.savefig(os.path.join(workdir, "best_so_far.png"), dpi=120)
-  plt.close(fig)

@@ -36,8 +36,12 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from dropgraph_jax.patterns import (ConvPattern, Policy, TRANSFORMER_SITES,
-                                    TransformerPattern)
+from dropgraph_jax.patterns import (
+  TRANSFORMER_SITES,
+  ConvPattern,
+  Policy,
+  TransformerPattern,
+)
 
 CONV_TOKENS = ("size", "stride", "repeat", "rotate", "shear_x", "shear_y",
                "share_c", "residual")

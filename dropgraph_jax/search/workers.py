@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import socket
 import time
 import traceback
 from typing import Any, Dict, List, Optional
@@ -185,7 +186,7 @@ class RayPool:
   def __init__(self, proxy_config: Dict[str, Any], num_workers: int,
                job_timeout_s: float, address: str = "",
                cpus_per_job: float = 1.0):
-    try:
+    try:  # Ray is an optional extra: imported only for backend='ray'.
       import ray
     except ImportError:
       raise ValueError("search.backend='ray' needs Ray: pip install -e "
@@ -245,7 +246,6 @@ class RayPool:
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
   """A TCP connect to ``[ray://]host:port``: Ray itself retries for
   minutes before giving up on an address nobody listens at."""
-  import socket
   host, _, port = address.split("://")[-1].rpartition(":")
   if not host or not port.isdigit():
     raise ValueError(f"search.ray_address must be 'host:port', "

@@ -1,7 +1,7 @@
 """DropGraph Table 2 (CIFAR-10, ResNet), reduced: six regularizers x seeds.
 
     unzip ../shared/datasets/cifar10-jpeg.zip -d /tmp/cifar10
-    python experiments/reproduce/cifar_regularizers.py \
+    python -m experiments.reproduce.cifar_regularizers \
         --dataset folder:/tmp/cifar10 --model resnet18_cifar --epochs 15 \
         --seeds 0,1,2 --workdir runs/repro_cifar \
         --out experiments/results/repro_cifar_regularizers.md
@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import argparse
 
-import grid  # experiments/reproduce/grid.py
-
 from configs import cifar_resnet50
+from experiments.reproduce import grid
 
 PAPER = {"none": "93.67", "dropout": "94.81", "spatial_dropout": "94.92",
          "drop_block": "95.14", "disout": "95.25", "dropgraph": "95.35"}

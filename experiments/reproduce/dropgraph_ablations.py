@@ -2,7 +2,7 @@
 and Figure 2 top (sampling rate alpha), on CIFAR-10.
 
     unzip ../shared/datasets/cifar10-jpeg.zip -d /tmp/cifar10
-    python experiments/reproduce/dropgraph_ablations.py --study adjacency \
+    python -m experiments.reproduce.dropgraph_ablations --study adjacency \
         --dataset folder:/tmp/cifar10 --model resnet18_cifar --epochs 15 \
         --seeds 0,1,2 --workdir runs/repro_ablation \
         --out experiments/results/repro_dropgraph_adjacency.md
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 
-import cifar_regularizers  # experiments/reproduce/cifar_regularizers.py
-import grid  # experiments/reproduce/grid.py
-
-from dropgraph_jax import partial_graph
+from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
+from experiments.reproduce import cifar_regularizers, grid
 
 # Table 6 rows: (a) learned, (b) similarity, (c) identity, (d) uniform,
 # Eq. 6 dissimilarity; 'zero' (ours) reduces DropGraph to block dropping.
@@ -63,11 +61,11 @@ def main():
     return config_for
 
   if args.study == "adjacency":
-    variants = {a: variant(adjacency=a) for a in partial_graph.ADJACENCIES}
+    variants = {a: variant(adjacency=a) for a in dropgraph_lib.ADJACENCIES}
     paper = ADJACENCY_PAPER
   elif args.study == "generator":
     variants = {row: variant(generator=name) for row, name in
-                partial_graph.TABLE8_GENERATORS.items()}
+                dropgraph_lib.TABLE8_GENERATORS.items()}
     paper = GENERATOR_PAPER
   else:
     variants = {f"alpha={a}": variant(alpha=a) for a in ALPHAS}

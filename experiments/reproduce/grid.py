@@ -12,20 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from typing import Callable, Dict, List
 
 import jax
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))  # the repository root, for configs/
-sys.path.insert(0, os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))  # experiments/, for report
-
-import report  # noqa: E402  experiments/report.py
-from dropgraph_jax import train  # noqa: E402
+from dropgraph_jax.training import trainers as train
+from experiments import report
 
 
 def run_grid(variants: Dict[str, Callable[[int], object]], seeds: List[int],

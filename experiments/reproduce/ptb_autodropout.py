@@ -2,7 +2,7 @@
 dropout vs AutoDropout patterns.
 
     unzip ../shared/datasets/ptb.zip -d /tmp/ptb
-    python experiments/reproduce/ptb_autodropout.py --data-dir /tmp/ptb \
+    python -m experiments.reproduce.ptb_autodropout --data-dir /tmp/ptb \
         --steps 20000 --seeds 0 --workdir runs/repro_ptb \
         [--model transformer_xl_small --learning-rate 1e-3 \
          --warmup-epochs 0.25 --rate-scale 0.5] \
@@ -27,9 +27,8 @@ from __future__ import annotations
 
 import argparse
 
-import grid  # experiments/reproduce/grid.py
-
 from configs import ptb_transformer_xl
+from experiments.reproduce import grid
 
 PAPER = {"variational_dropout": "59.1 / 56.0",
          "autodropout_paper": "58.1 / 54.9 (searched)"}

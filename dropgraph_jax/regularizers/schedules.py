@@ -34,7 +34,7 @@ from typing import Callable
 import jax.numpy as jnp
 import optax
 
-from dropgraph_jax import _validate as v
+from dropgraph_jax.regularizers import _validate as v
 
 Schedule = Callable[[jnp.ndarray], jnp.ndarray]
 

@@ -36,8 +36,8 @@ from typing import Optional, Sequence, Tuple
 import jax
 import jax.numpy as jnp
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import random_bits
 
 
 def inverse_keep_scale(rate, dtype) -> jax.Array:

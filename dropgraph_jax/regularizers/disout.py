@@ -22,8 +22,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
-from dropgraph_jax import block_mask
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import block_mask, random_bits
 
 
 def _kernel_scale(key: jax.Array, kernel: jax.Array, channels: int,

@@ -18,6 +18,7 @@ from typing import Any, Dict, Mapping
 
 import jax
 from clu import metric_writers
+from tqdm import tqdm
 
 
 class RunLog:
@@ -32,7 +33,6 @@ class RunLog:
         else None
     self.bar = None
     if self.lead and sys.stderr.isatty():
-      from tqdm import tqdm
       self.bar = tqdm(total=total_steps, initial=start_step, desc="train")
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:

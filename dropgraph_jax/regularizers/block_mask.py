@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import random_bits
 
 NORMALIZE_MODES = ("batch", "example")
 

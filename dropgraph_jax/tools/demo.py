@@ -1,6 +1,6 @@
 """Applies every regularizer to a real image batch and prints what each did.
 
-    python -m dropgraph_jax.demo [--batch 256] [--rate 0.2] [--seed 0]
+    python -m dropgraph_jax.tools.demo [--batch 256] [--rate 0.2] [--seed 0]
 
 The batch is scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten
 digits, shipped inside the wheel, so this runs offline), as NHWC

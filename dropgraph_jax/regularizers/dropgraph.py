@@ -19,9 +19,9 @@ training, for an NHWC feature map X:
        'zero'           A = 0: the distortion is exactly zero, DropGraph
                         reduces to block dropping (Sec. 3.2)
   4. Distortion generator Phi (line 7), giving per-vertex distortion vectors
-     D (N, K, C) (computed pooled, see step 5). 'gcn' (default): two GCN bottleneck layers with channel
-     reduction r at its ends and a residual GCN inside, all sharing A, no
-     biases (so A = 0 gives D = 0):
+     D (N, K, C) (computed pooled, see step 5). 'gcn' (default): two GCN
+     bottleneck layers with channel reduction r at its ends and a residual
+     GCN inside, all sharing A, no biases (so A = 0 gives D = 0):
        H1 = relu(A V W_in)          (C -> C/r)
        H2 = H1 + relu(A H1 W_mid)   (C/r -> C/r)
        D  = A H2 W_out              (C/r -> C)
@@ -62,9 +62,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dropgraph_jax import _validate as v
-from dropgraph_jax import block_mask
-from dropgraph_jax import random_bits
+from dropgraph_jax.regularizers import _validate as v
+from dropgraph_jax.regularizers import block_mask, random_bits
 
 ADJACENCIES = ("dissimilarity", "learned", "similarity", "identity",
                "uniform", "zero")
@@ -117,6 +116,9 @@ def param_shapes(x_shape: Tuple[int, int, int, int], *, alpha: float = 0.2,
   fn = "dropgraph"
   v.check_choice(fn, "adjacency", adjacency, ADJACENCIES)
   v.check_choice(fn, "generator", generator, GENERATORS)
+  if len(x_shape) != 4:
+    raise ValueError(f"{fn}: x must be NHWC (rank 4), got shape "
+                     f"{tuple(x_shape)} of rank {len(x_shape)}.")
   _, h, w, c = x_shape
   k = num_vertices(fn, alpha, h, w)
   cr = _dims(fn, c, reduction)

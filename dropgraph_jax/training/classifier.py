@@ -29,31 +29,24 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from dropgraph_jax import checkpointing
-from dropgraph_jax import input_pipeline
-from dropgraph_jax import optimizers
-from dropgraph_jax import schedules
-from dropgraph_jax.models import get_model, list_sites, model_kind
+from dropgraph_jax.data import images as image_data
+from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models import regnet as regnet_lib
 from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.patterns import Policy, RegularizerSpec
-from dropgraph_jax.run_log import RunLog
+from dropgraph_jax.regularizers import registry, schedules
+from dropgraph_jax.training import checkpointing, common, optimizers
+from dropgraph_jax.training.run_log import RunLog
 
-REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
-                     "disout", "dropgraph", "drop_path", "policy",
-                     # language models only (dropgraph_jax.lm_train):
-                     "variational_dropout", "autodropout_paper")
-
-
-# fold_in index of the initialisation key: a stream no training step uses
-# (step keys are fold_in(key, step) with step < 2**31 - 1).
-INIT_STREAM = 2**31 - 1
-
-
-class Preempted(RuntimeError):
-  """Raised by ``config.preempt_at_step`` to simulate a killed run."""
+# Library regularizers an image model takes from config.regularizer.name
+# (the sequence ones, variational and word dropout, are for token models).
+IMAGE_REGULARIZERS = tuple(
+    name for name, entry in registry.REGISTRY.items()
+    if entry.layout in ("NHWC", "N...", "any"))
+REGULARIZER_NAMES = ("none", *IMAGE_REGULARIZERS, "policy")
 
 
 @flax.struct.dataclass
@@ -74,24 +67,15 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
   stages) or ``'all'`` (every activation and shortcut site).
   """
   reg = config.regularizer
-  if reg.name not in REGULARIZER_NAMES:
-    raise ValueError(f"config.regularizer.name must be one of "
-                     f"{list(REGULARIZER_NAMES)}, got {reg.name!r}.")
+  common.check_regularizer_name(reg.name, REGULARIZER_NAMES, "image")
   if reg.name == "none":
     return None
   sites = list_sites(get_model(model_name, **config.model_kwargs),
                      input_shape)
   if reg.name == "policy":
-    return load_policy_file(reg, sites)
-  if reg.name in ("variational_dropout", "autodropout_paper"):
-    raise ValueError(f"config.regularizer.name={reg.name!r} is for "
-                     "language models; image models take 'dropout', "
-                     "'drop_block', ...")
-  options = {"rate": reg.rate}
-  if reg.name in ("drop_block", "disout", "dropgraph"):
-    options["block_size"] = reg.block_size
-  if reg.name == "dropgraph":
-    options["alpha"] = reg.alpha
+    return common.load_policy_file(reg, sites)
+  options = {name: reg[name]
+             for name in registry.get(reg.name).config_options}
   options.update(dict(reg.get("options", {})))  # e.g. adjacency, generator
   spec = RegularizerSpec(reg.name, options).validate("config.regularizer")
   if reg.placement == "paper" and reg.blocks:
@@ -106,14 +90,6 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
                    if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
   raise ValueError(f"config.regularizer.placement must be 'paper' or 'all', "
                    f"got {reg.placement!r}.")
-
-
-def load_policy_file(reg, sites) -> Policy:
-  """``reg.policy_file`` (name='policy'), checked against ``sites``."""
-  if not reg.policy_file:
-    raise ValueError("config.regularizer.policy_file is empty: pass the "
-                     "policy JSON (e.g. a search's best_policy.json).")
-  return Policy.load(reg.policy_file).validate_sites(sites)
 
 
 def _cross_entropy(logits, labels, smoothing: float = 0.0):
@@ -172,7 +148,7 @@ def _to_global(batch: Dict[str, np.ndarray], sharding) -> Dict[str, jax.Array]:
 def evaluate(eval_step, state, split, batch_size, sharding, image_size=0
              ) -> Dict[str, float]:
   totals = None
-  for batch in input_pipeline.eval_batches(split, batch_size, image_size):
+  for batch in image_data.eval_batches(split, batch_size, image_size):
     out = eval_step(state, _to_global(batch, sharding))
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
@@ -182,82 +158,34 @@ def evaluate(eval_step, state, split, batch_size, sharding, image_size=0
           "top5": float(totals["correct5"]) / count}
 
 
-def devices(config):
-  """The devices of the ``data`` mesh: all, or the first ``mesh_devices``."""
-  every = jax.devices()
-  if config.mesh_devices:
-    if not 0 < config.mesh_devices <= len(every):
-      raise ValueError(f"config.mesh_devices must be in [1, {len(every)}], "
-                       f"got {config.mesh_devices}.")
-    every = every[:config.mesh_devices]
-  return every
-
-
-def data_mesh(config) -> jax.sharding.Mesh:
-  """One ``data`` axis over :func:`devices`, ``AxisType.Auto`` (see the
-  module docstring)."""
-  return jax.sharding.Mesh(np.array(devices(config)), ("data",),
-                           axis_types=(jax.sharding.AxisType.Auto,))
-
-
-def check_batch_sizes(config) -> None:
-  """Batch sizes positive and divisible by the device count."""
-  if config.batch_size < 1:
-    raise ValueError(f"config.batch_size must be >= 1, got "
-                     f"{config.batch_size}.")
-  count = len(devices(config))
-  for name in ("batch_size", "eval_batch_size"):
-    if getattr(config, name) % count:
-      raise ValueError(f"config.{name}={getattr(config, name)} is not "
-                       f"divisible by the {count} devices; use a multiple "
-                       f"of {count}.")
-
-
-def ensure_writable(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise ValueError(f"workdir {workdir!r} is not writable ({e}).") from None
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> Dict[str, Any]:
   """Trains ``config.model`` on ``config.dataset``; returns final metrics.
 
   Writes TensorBoard summaries and ``log.txt`` (:mod:`run_log`),
   checkpoints under ``workdir/checkpoints`` and the final metrics to
-  ``workdir/results.json``. Token models (Transformer-XL) go to
-  :func:`dropgraph_jax.lm_train.train_and_evaluate_lm`.
+  ``workdir/results.json``. ``config`` is not changed.
   """
-  if model_kind(config.model) == "tokens":
-    from dropgraph_jax import lm_train
-    return lm_train.train_and_evaluate_lm(config, workdir)
   start_time = time.time()
-  check_batch_sizes(config)
-  ensure_writable(workdir)
+  common.check_batch_sizes(config)
+  common.ensure_writable(workdir)
   size = config.get("image_size", 0)
-  train_split = input_pipeline.load_split(config.dataset, config.train_split,
+  train_split = image_data.load_split(config.dataset, config.train_split,
                                           config.data_dir, config.seed, size)
-  test_split = input_pipeline.load_split(config.dataset, config.eval_split,
+  test_split = image_data.load_split(config.dataset, config.eval_split,
                                          config.data_dir, config.seed, size)
   input_shape = (1,) + tuple(train_split.image_shape)
   steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
   total_steps = config.num_train_steps or int(config.num_epochs *
                                               steps_per_epoch)
-  config.unlock()
-  config.num_train_steps = total_steps
-  config.lock()
+  config = common.resolved(config, num_train_steps=total_steps)
 
   policy = build_policy(config, config.model, input_shape)
   model_kwargs = {"num_classes": train_split.num_classes,
                   **config.model_kwargs}  # the data's classes by default
   model = get_model(config.model, policy=policy,
                     dtype=jnp.dtype(config.dtype), **model_kwargs)
-  mesh = data_mesh(config)
+  mesh = common.data_mesh(config)
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
 
@@ -274,8 +202,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                       tx.init(variables["params"]))
 
   state = jax.jit(init, out_shardings=replicated)(
-      jax.random.fold_in(base_key, INIT_STREAM))
-  dataset = input_pipeline.train_dataset(
+      jax.random.fold_in(base_key, common.INIT_STREAM))
+  dataset = image_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
       augment=config.augment, pad=config.crop_padding, image_size=size)
   iterator = iter(dataset.to_iter_dataset(grain.ReadOptions(
@@ -333,7 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       run_log.advance()
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
-        raise Preempted(f"simulated preemption after step {done}")
+        raise common.Preempted(f"simulated preemption after step {done}")
     checkpointing.save(mngr, total_steps, state, iterator.get_state(),
                        force=mngr.latest_step() != total_steps)
     mngr.wait_until_finished()

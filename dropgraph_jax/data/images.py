@@ -44,11 +44,14 @@ through ``to_iter_dataset`` with threaded prefetch (``config.input_threads``,
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Dict, Optional, Sequence
 
 import grain
 import jax
 import numpy as np
+from PIL import Image
+from sklearn.datasets import load_digits
 
 # Per-channel mean / std for the normalisation of known datasets (0-1 scale).
 NORMALIZATION = {
@@ -83,7 +86,6 @@ class _ArraySource:
 
 
 def _digits(split: str, seed: int = 0) -> Split:
-  from sklearn.datasets import load_digits
   data = load_digits()
   images = (data.images.astype(np.float32) / 16.0)[..., None]
   labels = data.target.astype(np.int32)
@@ -102,6 +104,8 @@ AUGMENTATIONS = ("crop_flip", "inception_crop_flip", "none")
 
 
 def _tfds(name: str, split: str, data_dir: Optional[str]) -> Split:
+  # TFDS imports TensorFlow (seconds, ~1 GB): loaded only when a TFDS
+  # dataset is named, so digits and ImageFolder runs never pay for it.
   import tensorflow_datasets as tfds
   try:
     data_dir = data_dir or None
@@ -124,9 +128,6 @@ def _tfds(name: str, split: str, data_dir: Optional[str]) -> Split:
 
 
 def _folder(root: str, split: str) -> Split:
-  import os
-
-  from PIL import Image
   split_dir = os.path.join(root, split)
   if not os.path.isdir(split_dir):
     raise ValueError(f"ImageFolder split directory {split_dir!r} does not "
@@ -181,7 +182,6 @@ def load_split(dataset: str, split: str, data_dir: Optional[str] = None,
 
 def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
   """Bilinear resize of one ``(h, w, c)`` uint8 or float image."""
-  from PIL import Image
   if image.shape[:2] == (height, width):
     return image
   if image.dtype == np.uint8 and image.shape[-1] in (1, 3):

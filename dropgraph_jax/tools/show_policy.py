@@ -1,6 +1,6 @@
 """Renders what a dropout policy does, one PNG per site plus an overview.
 
-    python -m dropgraph_jax.patterns.show POLICY.json --out DIR
+    python -m dropgraph_jax.tools.show_policy POLICY.json --out DIR
         [--size 32] [--length 32] [--channels 16] [--samples 4] [--seed 0]
 
 Like the paper's Figures 1, 2 and 4: ConvNet sites are drawn on a
@@ -27,9 +27,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dropgraph_jax.patterns.conv import ConvPattern  # noqa: E402
-from dropgraph_jax.patterns.policy import (Policy, RegularizerSpec,  # noqa: E402
-                                           apply_spec)
+from dropgraph_jax.patterns.policy import (  # noqa: E402
+  Policy,
+  RegularizerSpec,
+  apply_spec,
+  spec_to_dict,
+)
 from dropgraph_jax.patterns.transformer import TransformerPattern  # noqa: E402
+from dropgraph_jax.regularizers import dropgraph as dropgraph_lib  # noqa: E402
 
 _SEQUENCE_KINDS = ("variational_dropout", "word_dropout")
 
@@ -44,11 +49,10 @@ def site_panels(spec, key, size: int, length: int, channels: int,
     return [(y[i] == 1.0 * y[i].max()).T.astype(float) if y[i].max() > 0 else
             np.zeros_like(y[i].T) for i in range(samples)]
   if isinstance(spec, RegularizerSpec) and spec.kind == "dropgraph":
-    from dropgraph_jax import partial_graph
     shape = (samples, size, size, 4)
     options = {k: val for k, val in spec.options.items()
                if k in ("alpha", "adjacency", "generator", "reduction")}
-    params = partial_graph.init_params(key, shape, **options)
+    params = dropgraph_lib.init_params(key, shape, **options)
     y = np.asarray(apply_spec(spec, jnp.ones(shape) * 10.0, key=key,
                               train=True, params=params))
     return [(y[i, :, :, 0] == 10.0).astype(float) for i in range(samples)]
@@ -107,7 +111,6 @@ def render(policy: Policy, out_dir: str, size: int = 32, length: int = 32,
 
 
 def _describe(spec) -> str:
-  from dropgraph_jax.patterns.policy import spec_to_dict
   return ", ".join(f"{k}={v}" for k, v in spec_to_dict(spec).items())
 
 

@@ -1,10 +1,11 @@
 """Language-model training and evaluation (Transformer-XL on PTB / WikiText).
 
-``train_and_evaluate_lm(config, workdir)`` is what
-:func:`dropgraph_jax.train.train_and_evaluate` calls for a token model.
+``train_and_evaluate(config, workdir)`` is what
+:func:`dropgraph_jax.training.trainers.train_and_evaluate` calls for a token
+model (``model_kind == 'tokens'``).
 
 Data: ``config.data_dir`` is a corpus directory (``ptb.train.txt`` ...,
-:mod:`dropgraph_jax.text_data`). The training tokens are cut into
+:mod:`dropgraph_jax.data.text`). The training tokens are cut into
 ``batch_size`` contiguous streams; step ``s`` reads segment
 ``s mod S`` (``S`` = whole segments of ``seq_len`` tokens per stream, the
 ragged tail dropped) of every stream, with the targets shifted by one, as the
@@ -47,18 +48,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from dropgraph_jax import checkpointing
-from dropgraph_jax import optimizers
-from dropgraph_jax import schedules
-from dropgraph_jax import text_data
-from dropgraph_jax import train as train_lib
+from dropgraph_jax.data import text as text_data
 from dropgraph_jax.models import get_model, list_sites
-from dropgraph_jax.models.transformer_xl import (autodropout_paper_policy,
-                                                 variational_policy)
+from dropgraph_jax.models.transformer_xl import (
+  autodropout_paper_policy,
+  variational_policy,
+)
 from dropgraph_jax.patterns import Policy
-from dropgraph_jax.run_log import RunLog
+from dropgraph_jax.regularizers import schedules
+from dropgraph_jax.training import checkpointing, common, optimizers
+from dropgraph_jax.training.run_log import RunLog
 
 LM_REGULARIZERS = ("none", "variational_dropout", "autodropout_paper",
                    "policy")
@@ -86,16 +88,13 @@ def build_model(config: ml_collections.ConfigDict, vocab_size: int,
 
 def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
   reg = config.regularizer
-  if reg.name not in LM_REGULARIZERS:
-    raise ValueError(f"config.regularizer.name must be one of "
-                     f"{list(LM_REGULARIZERS)} for language models, got "
-                     f"{reg.name!r}.")
+  common.check_regularizer_name(reg.name, LM_REGULARIZERS, "language")
   if reg.name == "none":
     return None
   sites = list_sites(build_model(config, vocab_size), (1, config.seq_len),
                      dtype=jnp.int32)
   if reg.name == "policy":
-    return train_lib.load_policy_file(reg, sites)
+    return common.load_policy_file(reg, sites)
   if reg.name == "autodropout_paper":
     rates = dict(reg.get("autodropout", {}))
     return autodropout_paper_policy(
@@ -173,13 +172,14 @@ def evaluate_lm(eval_step, params, model, ids: np.ndarray, batch: int,
   return {"loss": mean, "perplexity": float(np.exp(mean))}
 
 
-def train_and_evaluate_lm(config: ml_collections.ConfigDict, workdir: str
-                          ) -> Dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> Dict[str, Any]:
   """Trains a Transformer-XL; writes logs, checkpoints and results.json
-  (``valid_perplexity``, ``test_perplexity``); returns the results."""
+  (``valid_perplexity``, ``test_perplexity``); returns the results.
+  ``config`` is not changed."""
   start_time = time.time()
-  train_lib.check_batch_sizes(config)
-  train_lib.ensure_writable(workdir)
+  common.check_batch_sizes(config)
+  common.ensure_writable(workdir)
   if not config.data_dir:
     raise ValueError("config.data_dir must name the corpus directory "
                      "(ptb.train.txt, ptb.valid.txt, ptb.test.txt), e.g. "
@@ -193,14 +193,12 @@ def train_and_evaluate_lm(config: ml_collections.ConfigDict, workdir: str
                      f"{config.batch_size} and seq_len={config.seq_len}.")
   total_steps = config.num_train_steps or int(config.num_epochs *
                                               segments_per_epoch)
-  config.unlock()
-  config.num_train_steps = total_steps
-  config.lock()
+  config = common.resolved(config, num_train_steps=total_steps)
   local = host_rows(streams)
 
   policy = build_lm_policy(config, corpus.vocab_size)
   model = build_model(config, corpus.vocab_size, policy)
-  mesh = train_lib.data_mesh(config)
+  mesh = common.data_mesh(config)
   rows = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
   tx, lr_schedule = optimizers.make_optimizer(config, segments_per_epoch)
@@ -220,7 +218,7 @@ def train_and_evaluate_lm(config: ml_collections.ConfigDict, workdir: str
   shardings = jax.tree.map(lambda _: replicated, abstract).replace(
       mems=tuple(rows for _ in abstract.mems))
   state = jax.jit(init, out_shardings=shardings)(
-      jax.random.fold_in(base_key, train_lib.INIT_STREAM))
+      jax.random.fold_in(base_key, common.INIT_STREAM))
 
   mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
                                save_every=config.checkpoint_every_steps,
@@ -287,7 +285,7 @@ def train_and_evaluate_lm(config: ml_collections.ConfigDict, workdir: str
       run_log.advance()
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
-        raise train_lib.Preempted(f"simulated preemption after step {done}")
+        raise common.Preempted(f"simulated preemption after step {done}")
     checkpointing.save(mngr, total_steps, state,
                        _position(total_steps, segments_per_epoch),
                        force=mngr.latest_step() != total_steps)

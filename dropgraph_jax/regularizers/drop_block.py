@@ -6,7 +6,7 @@ from typing import Optional
 
 import jax
 
-from dropgraph_jax import block_mask
+from dropgraph_jax.regularizers import block_mask
 
 
 def drop_block(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,

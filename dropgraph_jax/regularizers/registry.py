@@ -1,0 +1,87 @@
+"""The one registry of the library's regularizers: name -> function.
+
+Configs, policies (``RegularizerSpec.kind``), the trainers, the search and
+the tests read names and option names from here, so a regularizer added
+to the library is added in one place::
+
+    from dropgraph_jax.regularizers import registry
+    registry.get("drop_block").fn(x, key=key, rate=0.1, block_size=7,
+                                  train=True)
+    registry.option_names("dropgraph")   # {'rate', 'alpha', ...}
+
+Each entry names its input layout and the options a trainer config passes
+from ``config.regularizer`` (``config_options``); the full option set of a
+regularizer is the keyword-only parameters of its function, less the
+per-call ones (``x``, ``params``, ``key``, ``train``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+from typing import Callable, Dict, FrozenSet, Tuple
+
+from dropgraph_jax.regularizers.disout import disout
+from dropgraph_jax.regularizers.drop_block import drop_block
+from dropgraph_jax.regularizers.dropgraph import dropgraph
+from dropgraph_jax.regularizers.dropout import (
+  drop_path,
+  dropout,
+  spatial_dropout,
+  variational_dropout,
+  word_dropout,
+)
+
+# Arguments of every call, never options of a spec or config.
+CALL_ARGS = frozenset({"x", "params", "key", "train"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Regularizer:
+  """One registered regularizer.
+
+  ``layout``: the input it takes (``'NHWC'``, ``'NTC'``, ``'N...'``, or
+  ``'any'``). ``config_options``: the ``config.regularizer`` fields a
+  trainer passes to it (besides ``options``). ``needs_params``: it has
+  trainable weights (DropGraph's graph), so a model must create them.
+  """
+  name: str
+  fn: Callable
+  layout: str
+  config_options: Tuple[str, ...] = ("rate",)
+  needs_params: bool = False
+
+
+REGISTRY: Dict[str, Regularizer] = {r.name: r for r in (
+    Regularizer("dropout", dropout, "any"),
+    Regularizer("spatial_dropout", spatial_dropout, "NHWC"),
+    Regularizer("drop_block", drop_block, "NHWC", ("rate", "block_size")),
+    Regularizer("disout", disout, "NHWC", ("rate", "block_size")),
+    Regularizer("dropgraph", dropgraph, "NHWC",
+                ("rate", "block_size", "alpha"), needs_params=True),
+    Regularizer("drop_path", drop_path, "N..."),
+    Regularizer("variational_dropout", variational_dropout, "NTC"),
+    Regularizer("word_dropout", word_dropout, "NTC"),
+)}
+
+
+def names() -> Tuple[str, ...]:
+  """Every registered name, sorted."""
+  return tuple(sorted(REGISTRY))
+
+
+def get(name: str, where: str = "regularizer") -> Regularizer:
+  """The entry for ``name``; ``ValueError`` naming ``where`` otherwise."""
+  if name not in REGISTRY:
+    close = difflib.get_close_matches(str(name), REGISTRY, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{where}: unknown regularizer {name!r}; registered: "
+                     f"{list(names())}.{hint}")
+  return REGISTRY[name]
+
+
+def option_names(name: str) -> FrozenSet[str]:
+  """The keyword options ``name``'s function accepts (``rate``, ...)."""
+  params = inspect.signature(get(name).fn).parameters
+  return frozenset(params) - CALL_ARGS

@@ -1,0 +1,97 @@
+"""What every trainer shares: the mesh, batch checks, the workdir, the
+policy file, the resolved config, the init stream and simulated preemption.
+
+Both trainers (:mod:`classifier`, :mod:`language_model`) import this
+module; it imports neither of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Sequence
+
+import jax
+import ml_collections
+import numpy as np
+
+from dropgraph_jax.patterns import Policy
+
+# fold_in index of the initialisation key: a stream no training step uses
+# (step keys are fold_in(key, step) with step < 2**31 - 1).
+INIT_STREAM = 2**31 - 1
+
+
+class Preempted(RuntimeError):
+  """Raised by ``config.preempt_at_step`` to simulate a killed run."""
+
+
+def resolved(config: ml_collections.ConfigDict, **fields
+             ) -> ml_collections.ConfigDict:
+  """A locked copy of ``config`` with ``fields`` set (e.g. the step count
+  derived from the data); the caller's config is never changed."""
+  config = copy.deepcopy(config)
+  with config.unlocked():
+    for name, value in fields.items():
+      setattr(config, name, value)
+  config.lock()
+  return config
+
+
+def load_policy_file(reg, sites: Sequence[str]) -> Policy:
+  """``reg.policy_file`` (name='policy'), checked against ``sites``."""
+  if not reg.policy_file:
+    raise ValueError("config.regularizer.policy_file is empty: pass the "
+                     "policy JSON (e.g. a search's best_policy.json).")
+  return Policy.load(reg.policy_file).validate_sites(sites)
+
+
+def check_regularizer_name(name: str, allowed: Sequence[str],
+                           kind: str) -> None:
+  """``name`` is one of the ``allowed`` names of this ``kind`` of model."""
+  if name not in allowed:
+    raise ValueError(f"config.regularizer.name must be one of "
+                     f"{list(allowed)} for {kind} models, got {name!r}.")
+
+
+def devices(config):
+  """The devices of the ``data`` mesh: all, or the first ``mesh_devices``."""
+  every = jax.devices()
+  if config.mesh_devices:
+    if not 0 < config.mesh_devices <= len(every):
+      raise ValueError(f"config.mesh_devices must be in [1, {len(every)}], "
+                       f"got {config.mesh_devices}.")
+    every = every[:config.mesh_devices]
+  return every
+
+
+def data_mesh(config) -> jax.sharding.Mesh:
+  """One ``data`` axis over :func:`devices`. ``AxisType.Auto`` on purpose:
+  XLA propagates shardings through the model's internals (the regularizers
+  themselves are also tested under Explicit axes)."""
+  return jax.sharding.Mesh(np.array(devices(config)), ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def check_batch_sizes(config) -> None:
+  """Batch sizes positive and divisible by the device count."""
+  if config.batch_size < 1:
+    raise ValueError(f"config.batch_size must be >= 1, got "
+                     f"{config.batch_size}.")
+  count = len(devices(config))
+  for name in ("batch_size", "eval_batch_size"):
+    if getattr(config, name) % count:
+      raise ValueError(f"config.{name}={getattr(config, name)} is not "
+                       f"divisible by the {count} devices; use a multiple "
+                       f"of {count}.")
+
+
+def ensure_writable(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise ValueError(f"workdir {workdir!r} is not writable ({e}).") from None

@@ -1,0 +1,43 @@
+"""The one training entry: ``train_and_evaluate(config, workdir)``.
+
+Dispatches on the model's kind (:func:`dropgraph_jax.models.model_kind`)
+through a small registry, as scenic picks trainers by name. Every trainer
+takes the config and the workdir, leaves the config unchanged, writes
+``workdir/results.json`` and returns the results (plus the final
+``state``). A new task family registers its trainer here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+import ml_collections
+
+from dropgraph_jax.models import model_kind
+from dropgraph_jax.training import classifier, language_model
+from dropgraph_jax.training.common import Preempted
+
+Trainer = Callable[[ml_collections.ConfigDict, str], Dict[str, Any]]
+
+TRAINERS: Dict[str, Trainer] = {
+    "image": classifier.train_and_evaluate,
+    "tokens": language_model.train_and_evaluate,
+}
+
+
+def get_trainer(kind: str) -> Trainer:
+  """The trainer of a model kind (``'image'``, ``'tokens'``)."""
+  if kind not in TRAINERS:
+    raise ValueError(f"get_trainer: no trainer for model kind {kind!r}; "
+                     f"registered kinds: {sorted(TRAINERS)}.")
+  return TRAINERS[kind]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> Dict[str, Any]:
+  """Trains and evaluates ``config`` in ``workdir`` with its kind's
+  trainer; returns the results."""
+  return get_trainer(model_kind(config.model))(config, workdir)
+
+
+__all__ = ["Preempted", "TRAINERS", "get_trainer", "train_and_evaluate"]
