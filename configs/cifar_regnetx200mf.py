@@ -2,8 +2,8 @@
 
 The CIFAR ResNet-50 schedule (SGD momentum 0.9, weight decay 5e-4, batch
 128, lr 0.1 / 10 at epochs 150 and 250, 300 epochs, crop + flip), with the
-regularizer only at the last 3 blocks of the last group (activations and
-shortcut), rho 0.1, alpha 0.2, block 3.
+regularizer only at the last 3 blocks of the last group (inside each X
+block at the references' sites: relu1, relu2, bn3, shortcut), rho 0.1, alpha 0.2, block 3.
 
     python -m dropgraph_jax.main --config configs/cifar_regnetx200mf.py:dropgraph \
         --workdir runs/c10_regnetx_dropgraph [--config.dataset=cifar100]
@@ -27,4 +27,5 @@ def get_config(regularizer: str = "dropgraph"):
   config.model = "regnetx_200mf_cifar"
   config.regularizer.stages = (4,)
   config.regularizer.blocks = (4, 5, 6)
+  config.regularizer.stage_rate_scales = ()  # one stage: no group scaling
   return config

@@ -2,9 +2,13 @@
 
 SGD momentum 0.9, weight decay 5e-4, batch 128, lr 0.1 divided by 10 at
 epochs 150 and 250, 300 epochs, random crop (4-pixel padding) and flip;
-regularizers at every activation and shortcut of the last two groups,
-rho 0.1, alpha 0.2, block 3, the rate ramped linearly (the DropGraph
-ablations' scheduler) over the first 50 epochs.
+regularizers in every block of the last two groups, rho 0.1, alpha 0.2,
+block 3. Inside a block, where DropBlock's and Disout's references put them
+(``relu1, relu2, bn3`` and the shortcut), with their schedule: the rate
+ramped linearly over the whole run, a quarter of it in group 3. Disout with
+its reference's CIFAR settings (rate 0.09, block 6, alpha 5, the noise
+scaled by the next convolution's weights). ``configs.default.
+use_reference_schedule`` says how to get the previous setting back.
 
 Pass the regularizer after a colon; CIFAR-100 with --config.dataset:
 
@@ -32,7 +36,7 @@ def get_config(regularizer: str = "dropgraph"):
   config.dataset = "cifar10"
   config.regularizer.name = regularizer
   config.regularizer.block_size = 3
-  config.regularizer.ramp_epochs = 50.0
+  default.use_reference_schedule(config, regularizer, "cifar")
   config.log_every_steps = 100
   config.eval_every_epochs = 10.0
   config.checkpoint_every_steps = 2000

@@ -16,6 +16,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.dataset = "cifar10"          # 'digits', 'folder:ROOT' or a TFDS name
   config.data_dir = ""                # TFDS data_dir; LM: corpus directory
   config.train_split = "train"        # TFDS slices work: 'train[:90%]'
+  config.train_examples = 0           # > 0: a class-balanced subset
+  config.data_seed = 0                # draws that subset (not config.seed)
+  config.train_eval_examples = 2000   # training images scored in eval mode
+                                      # at the end (train_eval_accuracy)
   config.eval_split = "test"
   config.augment = "crop_flip"        # 'inception_crop_flip', 'none'
   config.crop_padding = 4
@@ -51,15 +55,23 @@ def get_config() -> ml_collections.ConfigDict:
   config.regularizer.alpha = 0.2      # DropGraph vertex sampling rate
   config.regularizer.placement = "paper"  # 'paper' or 'all'
   config.regularizer.stages = (3, 4)  # 'paper': the last two groups
-  config.regularizer.site_labels = r"relu\d|shortcut"  # 'paper': which
-                                      # sites of a block (a regex)
+  config.regularizer.block_sites = "reference"  # 'paper': the sites of a
+                                      # block: DropBlock's / Disout's
+                                      # references ('reference') or
+                                      # 'post_activation' (the placement of
+                                      # this project before 0.2)
+  config.regularizer.site_labels = ""  # a regex overriding block_sites
+  config.regularizer.stage_rate_scales = ()  # 'paper': a rate factor per
+                                      # stage, e.g. (0.25, 1.0): the
+                                      # references' quarter rate in group 3
   config.regularizer.blocks = ()      # 'paper': only these blocks of the
                                       # last listed stage (RegNetX)
   config.regularizer.schedule = "linear"  # ramp of every RegularizerSpec
                                           # site's rate (ConvPattern /
                                           # TransformerPattern sites of a
                                           # policy keep their own)
-  config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start
+  config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start;
+                                          # < 0: ramp over the whole run
   config.regularizer.policy_file = ""     # name='policy': a policy JSON
   # Further keyword options of the regularizer, e.g. DropGraph's
   # adjacency / generator for the Table 6 and 8 ablations.
@@ -78,3 +90,33 @@ def get_config() -> ml_collections.ConfigDict:
   config.preempt_at_step = 0          # testing hook: simulate a kill
   config.compare_baseline = False     # also train with regularizer 'none'
   return config
+
+
+# Disout's reference hyper-parameters: huawei-noah/Disout ``train.py``
+# (CIFAR: dist_prob 0.09, block 6, alpha 5) and its ImageNet script
+# (dist_prob 0.07, block 7, alpha 1); blocks are clipped to maps smaller
+# than the block (stage 4 of a CIFAR ResNet-50 is 4x4).
+DISOUT_REFERENCE = {
+    "cifar": {"rate": 0.09, "block_size": 6, "alpha": 5.0},
+    "imagenet": {"rate": 0.07, "block_size": 7, "alpha": 1.0},
+}
+
+
+def use_reference_schedule(config, regularizer: str, family: str) -> None:
+  """DropBlock's and Disout's reference schedule and, for Disout, its
+  reference hyper-parameters (``family``: 'cifar' or 'imagenet').
+
+  The rate ramps linearly from 0 over the whole run and group 3 gets a
+  quarter of group 4's rate (TPU ResNet's DropBlock, Disout's
+  ``resnet_imagenet.py``). The previous setting (a ramp over the first
+  epochs, the same rate in both groups) is one override away:
+  ``--config.regularizer.ramp_epochs=50 --config.regularizer.stage_rate_scales='(1.0, 1.0)'``.
+  """
+  config.regularizer.ramp_epochs = -1.0
+  config.regularizer.stage_rate_scales = (0.25, 1.0)
+  if regularizer == "disout":
+    ref = DISOUT_REFERENCE[family]
+    config.regularizer.rate = ref["rate"]
+    config.regularizer.block_size = ref["block_size"]
+    config.regularizer.options.alpha = ref["alpha"]
+    config.regularizer.options.clip_block_size = True

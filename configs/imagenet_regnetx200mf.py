@@ -1,8 +1,8 @@
 """ImageNet RegNetX-200MF, DropGraph appendix B.1 settings (Table 2).
 
 The ImageNet ResNet-50 schedule (``imagenet_resnet50``), with the
-regularizer only at the last 3 blocks of the last group (activations and
-shortcut), as the paper places it on RegNetX.
+regularizer only at the last 3 blocks of the last group (inside each X
+block at the references' sites: relu1, relu2, bn3, shortcut), as the paper places it on RegNetX.
 
     python -m dropgraph_jax.main --config configs/imagenet_regnetx200mf.py:dropgraph \\
         --workdir runs/in_regnetx_dropgraph --config.data_dir=TFDS_DIR
@@ -25,4 +25,5 @@ def get_config(regularizer: str = "dropgraph"):
   config.model = "regnetx_200mf"
   config.regularizer.stages = (4,)
   config.regularizer.blocks = (4, 5, 6)
+  config.regularizer.stage_rate_scales = ()  # one stage: no group scaling
   return config

@@ -3,9 +3,12 @@
 SGD momentum 0.9, weight decay 1e-4, batch 1024, lr 0.1 divided by 10 at
 epochs 125, 200 and 250, 270 epochs, no warm-up; random-size crops to
 224x224 and horizontal flips for training, resize to 256 and centre crop
-224 for validation. Regularizers at every activation and shortcut of the
-last two groups, rho 0.1, alpha 0.2, block 7 (DropBlock's ImageNet size),
-ramped linearly over the first 125 epochs.
+224 for validation. Regularizers in every block of the last two groups at
+the references' sites (``relu1, relu2, bn3``, shortcut), rho 0.1, alpha
+0.2, block 7 (DropBlock's ImageNet size), ramped linearly over the whole
+run with a quarter of the rate in group 3 (DropBlock's and Disout's
+references); Disout with its reference's ImageNet settings (rate 0.07,
+block 7, alpha 1).
 
 ImageNet must be prepared for TFDS once (manual download):
 
@@ -43,7 +46,7 @@ def get_config(regularizer: str = "dropgraph"):
   config.weight_decay = 1e-4
   config.regularizer.name = regularizer
   config.regularizer.block_size = 7
-  config.regularizer.ramp_epochs = 125.0
+  default.use_reference_schedule(config, regularizer, "imagenet")
   config.input_threads = 16
   config.log_every_steps = 100
   config.eval_every_epochs = 10.0

@@ -331,3 +331,16 @@ def test_linen_module_trains_its_weights_in_a_model():
   grads = jax.grad(loss)(variables["params"])
   for name in ("graph_w_in", "graph_w_mid", "graph_w_out"):
     assert np.abs(np.asarray(grads["dg1"][name])).sum() > 0
+
+
+def test_rescale_divides_by_the_kept_fraction():
+  """``rescale=True`` (count-based, as DropBlock and Disout) multiplies the
+  paper's output by numel / kept; the default leaves it as Algorithm 1."""
+  x, params = _x(), _params()
+  plain = np.asarray(_call(x, params, rate=0.3))
+  scaled = np.asarray(_call(x, params, rate=0.3, rescale=True))
+  kept = np.asarray(_call(jnp.ones_like(x), params, rate=0.3,
+                          adjacency="zero"))  # 1 kept, 0 distorted
+  factor = kept.size / kept.sum()
+  assert factor > 1.05
+  np.testing.assert_allclose(scaled, plain * factor, rtol=1e-5, atol=1e-6)

@@ -165,3 +165,25 @@ def test_a_zero_rate_site_is_the_identity_under_a_traced_rate_factor():
   got, _ = jax.jit(lambda f: zero.apply(variables, tokens, train=True,
                                         rate_factor=f))(jnp.float32(0.5))
   np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_a_policy_keeps_the_baselines_embedding_and_final_dropout(tmp_path):
+  """A searched policy covers the Transformer sub-layers; the embedding and
+  the final state keep the variational baseline's dropout unless the
+  policy names them, so policy vs baseline compares the patterns alone."""
+  from dropgraph_jax.patterns import Policy, RegularizerSpec, TransformerPattern
+  pattern = TransformerPattern(size=2, stride=1, share_t=True, rate=0.1)
+  path = tmp_path / "policy.json"
+  Policy({"layer0/attn/softmax": pattern}).save(str(path))
+  config = _config("unused", **{"regularizer.name": "policy",
+                                "regularizer.policy_file": str(path),
+                                "regularizer.variational.embedding": 0.3})
+  built = lm_train.build_lm_policy(config, vocab_size=97)
+  assert built.sites["layer0/attn/softmax"] == pattern
+  assert built.sites["embeddings"] == RegularizerSpec(
+      "variational_dropout", {"rate": 0.3})
+  assert built.sites["final"] == RegularizerSpec(
+      "variational_dropout", {"rate": 0.4})
+  # A policy that names a site keeps its own choice.
+  Policy({"embeddings": pattern}).save(str(path))
+  assert lm_train.build_lm_policy(config, 97).sites["embeddings"] == pattern

@@ -212,11 +212,94 @@ def test_transformer_xl_is_causal():
 
 def test_paper_placement_on_resnet50():
   sites = list_sites(get_model("resnet50_cifar"), (1, 32, 32, 3))
-  policy = paper_policy(sites, RegularizerSpec("dropgraph", {"rate": 0.1}))
-  # Stages 3 and 4 have 6 + 3 bottlenecks, each with 3 activations and a
-  # shortcut.
+  spec = RegularizerSpec("dropgraph", {"rate": 0.1})
+  policy = paper_policy(sites, spec)
+  # Stages 3 and 4 have 6 + 3 bottlenecks; the references' sites of each:
+  # relu1, relu2, bn3 (before the addition) and the shortcut.
   assert len(policy) == 9 * 4
   assert all(s.startswith(("stage3/", "stage4/")) for s in policy.sites)
+  labels = {s.rsplit("/", 1)[1] for s in policy.sites}
+  assert labels == {"relu1", "relu2", "bn3", "shortcut"}
+  # The previous placement stays available for ablations.
+  post = paper_policy(sites, spec, placement="post_activation")
+  assert {s.rsplit("/", 1)[1] for s in post.sites} == {
+      "relu1", "relu2", "relu3", "shortcut"}
+  # Basic blocks: relu1, bn2 and the shortcut.
+  basic = list_sites(get_model("resnet18_cifar"), (1, 32, 32, 3))
+  assert {s.rsplit("/", 1)[1] for s in paper_policy(basic, spec).sites} == {
+      "relu1", "bn2", "shortcut"}
+  # A quarter of the rate in group 3 (DropBlock's and Disout's references).
+  scaled = paper_policy(sites, spec, stage_scales=(0.25, 1.0))
+  assert scaled.sites["stage3/block0/relu1"].options["rate"] == 0.025
+  assert scaled.sites["stage4/block0/relu1"].options["rate"] == 0.1
+  with pytest.raises(ValueError, match="placement must be one of"):
+    paper_policy(sites, spec, placement="everywhere")
+
+
+def _recording_disout(monkeypatch):
+  """Replaces the registry's Disout by one that records its inputs."""
+  from dropgraph_jax.regularizers import registry
+  calls = []
+  entry = registry.REGISTRY["disout"]
+
+  def record(x, **kwargs):
+    y = entry.fn(x, **kwargs)
+    calls.append({"x": x, "y": y, **kwargs})
+    return y
+  monkeypatch.setitem(registry.REGISTRY, "disout",
+                      dataclasses.replace(entry, fn=record))
+  return calls
+
+
+def test_disout_sites_read_the_next_convolution(monkeypatch):
+  """Each Disout site scales its noise by the kernel of the convolution
+  that reads its output (the reference's ``weight_behind``), and the noise
+  has the reference's standard deviation alpha * |w_c| * std(x)."""
+  from dropgraph_jax.regularizers import disout as disout_lib
+  model = get_model("resnet_bottleneck_tiny")
+  sites = list_sites(model, (2, 32, 32, 3))
+  wanted = ("stage1/block0/relu1", "stage1/block0/relu2",
+            "stage1/block0/bn3", "stage1/block0/shortcut",
+            "stage2/block0/bn3")
+  spec = RegularizerSpec("disout", {"rate": 0.5, "block_size": 1,
+                                    "alpha": 5.0})
+  model = get_model("resnet_bottleneck_tiny",
+                    policy=Policy({s: spec for s in wanted if s in sites}))
+  x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
+  variables = model.init(jax.random.key(1), x, train=False)
+  calls = _recording_disout(monkeypatch)
+  model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+              mutable=["batch_stats", "sites"])
+  params = variables["params"]
+  expected = [params["stage1/block0"]["conv2"]["kernel"],
+              params["stage1/block0"]["conv3"]["kernel"],
+              params["stage2/block0"]["conv1"]["kernel"],
+              params["stage2/block0"]["conv1"]["kernel"],
+              None]  # the last block: no next convolution (0.01 constant)
+  assert len(calls) == len(expected)
+  for call, kernel in zip(calls, expected):
+    got = call.get("next_conv_kernel")
+    if kernel is None:
+      assert got is None
+    else:
+      np.testing.assert_array_equal(got, kernel)
+  # The distortion of one site against the reference formula. The mask
+  # depends on the key and shape only: alpha = 0 on ones reveals it.
+  call = calls[0]
+  _, _, sign_key = jax.random.split(call["key"], 3)
+  w = disout_lib._kernel_scale(sign_key, call["next_conv_kernel"],
+                               call["x"].shape[-1], "hash")
+  sigma = float(jnp.std(call["x"]))
+  options = {k: v for k, v in call.items()
+             if k not in ("x", "y", "alpha", "next_conv_kernel")}
+  kept = np.asarray(disout_lib.disout(jnp.ones_like(call["x"]), alpha=0.0,
+                                      **options))
+  scale = kept.max()  # the kept units' rescaling
+  ys = np.asarray(call["y"])
+  for c in range(ys.shape[-1]):
+    noise = ys[..., c][kept[..., c] == 0]
+    want = 5.0 * abs(float(w[c])) * sigma * scale
+    assert abs(np.std(noise) / want - 1) < 0.1, (c, np.std(noise), want)
 
 
 def test_bad_input_errors():
@@ -279,3 +362,27 @@ def test_wrn_stochastic_depth_drops_residual_branches_in_training_only():
                                  mutable=["batch_stats"])[0])
           for k in range(2)]
   assert not np.allclose(outs[0], outs[1])
+
+
+def test_efficientnet_residual_site_regularizes_the_skip_not_the_branch():
+  """An MBConv's ``residual`` site acts on the identity path (as ResNet's
+  and WRN's ``shortcut``), not a second time on the branch output."""
+  from dropgraph_jax.models.efficientnet import MBConv
+  block = MBConv(expand=1, kernel=3, strides=1, features=8,
+                 drop_path_rate=0.0, policy=Policy(
+                     {"residual": RegularizerSpec("dropout", {"rate": 0.5})}))
+  x = jax.random.uniform(jax.random.key(0), (2, 6, 6, 8), minval=1.0,
+                         maxval=2.0)
+  variables = block.init(jax.random.key(1), x, train=False)
+  # A zero last batch norm makes the branch output exactly zero.
+  params = jax.tree_util.tree_map_with_path(
+      lambda path, v: jnp.zeros_like(v) if "project_norm" in str(path)
+      else v, variables["params"])
+  y, _ = block.apply({**variables, "params": params}, x, train=True,
+                     rngs={"dropout": jax.random.key(2)},
+                     mutable=["batch_stats", "sites"])
+  y = np.asarray(y)
+  dropped = y == 0
+  assert 0.3 < dropped.mean() < 0.7  # the skip was dropped ...
+  np.testing.assert_allclose(y[~dropped], 2 * np.asarray(x)[~dropped],
+                             rtol=1e-5)  # ... and the kept half rescaled

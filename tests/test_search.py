@@ -437,3 +437,37 @@ def test_every_search_config_builds_its_space_and_proxy():
       run.proxy_config(config, space)  # the config file exists
   assert sizes["cifar_wrn28_2"] == 8 * 24  # every BN output of WRN-28-2
   assert sizes["ptb_transformer_xl"] == 4 * 6
+
+
+def test_entropy_gradient_is_finite_with_masked_choices():
+  """Positions with fewer choices than the largest vocabulary mask the rest
+  to -inf; the entropy bonus must not back-propagate 0 * -inf (NaN)."""
+  cfg = ctrl.ControllerConfig(vocab_sizes=(3, 1, 5, 2), d_model=16,
+                              n_layer=1, n_head=2, d_ff=32)
+  params = ctrl.init(cfg, jax.random.key(0))
+  tokens, _ = ctrl.sample(cfg, params, jax.random.key(1), 8)
+  value, grads = jax.value_and_grad(
+      lambda p: ctrl.entropy(cfg, p, tokens))(params)
+  assert np.isfinite(float(value)) and float(value) > 0
+  assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_image_proxy_augments_like_the_final_training():
+  """The CIFAR search trains its children with crop + flip, as the final
+  training does; each step's batch is the same for every child."""
+  from configs.search import cifar_wrn28_2
+  from dropgraph_jax.search import proxy
+  assert cifar_wrn28_2.get_config().proxy.augment == "crop_flip"
+  base = {"dataset": "digits", "model": "resnet_tiny", "steps": 3,
+          "batch_size": 16, "seed": 0}
+  plain = proxy.ImageProxy({**base, "augment": "none"})
+  aug = proxy.ImageProxy({**base, "augment": "crop_flip"})
+  again = proxy.ImageProxy({**base, "augment": "crop_flip"})
+  x_plain, y_plain, _ = plain.step_data(1)
+  x_aug, y_aug, _ = aug.step_data(1)
+  np.testing.assert_array_equal(y_plain, y_aug)
+  assert not np.allclose(x_plain, x_aug)
+  np.testing.assert_array_equal(x_aug, again.step_data(1)[0])
+  # Held-out images are never augmented.
+  np.testing.assert_array_equal(next(plain.val_batches())[0],
+                                next(aug.val_batches())[0])

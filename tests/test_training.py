@@ -13,7 +13,12 @@ import tensorflow_datasets as tfds
 
 from configs import default, digits
 from dropgraph_jax.models import REGISTRY
-from dropgraph_jax.training import checkpointing, classifier, language_model
+from dropgraph_jax.training import (
+  checkpointing,
+  classifier,
+  common,
+  language_model,
+)
 from dropgraph_jax.training import trainers as train
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -49,6 +54,10 @@ def test_a_few_steps_on_digits_writes_results_logs_and_checkpoints(tmp_path):
   results = train.train_and_evaluate(config, str(tmp_path))
   assert config.to_json() == before
   assert results["steps"] == 12 and results["policy_sites"] == 6
+  # Eval-mode accuracy on a fixed subset of the training images, beside the
+  # test accuracy: over- and underfitting show in every results.json.
+  assert 0.0 <= results["train_eval_accuracy"] <= 1.0
+  assert results["train_eval_examples"] == 1437  # min(2000, the split)
   assert 0.0 <= results["test_accuracy"] <= 1.0
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["test_accuracy"] == results["test_accuracy"]
@@ -297,3 +306,37 @@ def test_optimizers_and_schedules():
   config.optimizer = "lbfgs"
   with pytest.raises(ValueError, match="config.optimizer must be one of"):
     optimizers.make_optimizer(config, 10)
+
+
+def test_paper_configs_use_the_references_schedule_and_disout_settings():
+  cifar = importlib.import_module("configs.cifar_resnet50")
+  config = cifar.get_config("disout")
+  reg = config.regularizer
+  assert reg.ramp_epochs < 0  # the whole run
+  assert tuple(reg.stage_rate_scales) == (0.25, 1.0)
+  assert (reg.rate, reg.block_size, reg.options.alpha) == (0.09, 6, 5.0)
+  assert common.ramp_steps(config, 100, 3000) == 3000
+  policy = classifier.build_policy(config, config.model, (1, 32, 32, 3))
+  assert policy.sites["stage3/block0/bn3"].options == {
+      "rate": 0.09 * 0.25, "block_size": 6, "alpha": 5.0,
+      "clip_block_size": True}
+  assert policy.sites["stage4/block2/shortcut"].options["rate"] == 0.09
+  assert "stage4/block2/relu3" not in policy.sites
+  imagenet = importlib.import_module("configs.imagenet_resnet50")
+  reg = imagenet.get_config("disout").regularizer
+  assert (reg.rate, reg.block_size, reg.options.alpha) == (0.07, 7, 1.0)
+  # Other regularizers keep the paper's rho and block.
+  reg = cifar.get_config("drop_block").regularizer
+  assert (reg.rate, reg.block_size) == (0.1, 3) and not reg.options
+
+
+def test_training_subsets_are_balanced_and_fixed():
+  from dropgraph_jax.data import images as image_data
+  split = image_data.load_split("digits", "train")
+  small = image_data.subset(split, 100, seed=0)
+  labels = [small.source[i]["label"] for i in range(100)]
+  assert np.bincount(labels).tolist() == [10] * 10
+  again = image_data.subset(split, 100, seed=0)
+  np.testing.assert_array_equal(small.source.indices, again.source.indices)
+  with pytest.raises(ValueError, match="count must be in"):
+    image_data.subset(split, 0, seed=0)

@@ -44,4 +44,5 @@ def get_config():
   config.proxy.steps = 32000
   config.proxy.batch_size = 128
   config.proxy.learning_rate = 0.1
+  config.proxy.augment = "crop_flip"     # as the final CIFAR training
   return config

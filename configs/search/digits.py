@@ -60,6 +60,8 @@ def get_config():
   config.proxy.batch_size = 64
   config.proxy.learning_rate = 0.05
   config.proxy.weight_decay = 5e-4
+  config.proxy.augment = "none"          # as configs/digits.py trains
+  config.proxy.crop_padding = 4
   config.proxy.val_fraction = 0.1
   config.proxy.seed = 0
   config.proxy.group_mode = "auto"      # 'vmap', 'loop' (auto: loop on CPU)

@@ -158,6 +158,53 @@ def _folder(root: str, split: str) -> Split:
                stacked.shape[1:], len(classes), mean, std)
 
 
+class _Subset:
+  """Random access to chosen ``indices`` of another source."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self.source, self.indices = source, indices
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i):
+    return self.source[int(self.indices[i])]
+
+
+def _labels(source) -> np.ndarray:
+  labels = getattr(source, "labels", None)  # in-memory sources
+  if labels is None:
+    labels = [source[i]["label"] for i in range(len(source))]
+  return np.asarray(labels)
+
+
+def subset(split: Split, count: int, seed: int, balanced: bool = True
+           ) -> Split:
+  """``count`` examples of ``split`` drawn with ``seed``: the same number of
+  each class when ``balanced`` (the remainder to the first classes), else
+  the first ``count`` of a seeded permutation. Mean and std stay those of
+  the whole split."""
+  if not 0 < count <= split.num_examples:
+    raise ValueError(f"subset: count must be in [1, {split.num_examples}] "
+                     f"(the split's size), got {count}.")
+  rng = np.random.default_rng(seed)
+  order = rng.permutation(split.num_examples)
+  if balanced:
+    labels = _labels(split.source)[order]
+    per_class = [order[labels == c] for c in range(split.num_classes)]
+    quota = [count // split.num_classes + (c < count % split.num_classes)
+             for c in range(split.num_classes)]
+    if any(q > len(idx) for q, idx in zip(quota, per_class)):
+      raise ValueError(f"subset: a class has fewer than {max(quota)} "
+                       f"examples; use balanced=False or a smaller count.")
+    order = np.sort(np.concatenate([idx[:q] for q, idx in
+                                    zip(quota, per_class)]))
+  else:
+    order = np.sort(order[:count])
+  return dataclasses.replace(split, source=_Subset(split.source, order),
+                             num_examples=count)
+
+
 def load_split(dataset: str, split: str, data_dir: Optional[str] = None,
                seed: int = 0, image_size: int = 0) -> Split:
   """The split, with ``image_shape`` after cropping to ``image_size``."""

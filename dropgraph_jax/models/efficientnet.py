@@ -12,9 +12,9 @@ up to ``stochastic_depth`` (0.2).
 
 Sites of ``block{i}`` (AutoDropout's placement, after every batch norm):
 ``bn_expand`` (absent when the expansion ratio is 1), ``bn_dw``,
-``bn_project``, and ``residual`` (the branch output before the addition;
-a pattern with ``residual=True`` at any bn site of the block also applies
-there).
+``bn_project``, and ``residual`` (the identity path, before the addition,
+as ResNet's ``shortcut``; a pattern with ``residual=True`` at any bn site of
+the block also applies there).
 """
 
 from __future__ import annotations
@@ -101,14 +101,16 @@ class MBConv(nn.Module):
     y = bb.conv(self.features, 1, dtype=self.dtype, name="project_conv")(y)
     y = site("bn_project", _bn(train, self.dtype, "project_norm")(y))
     if self.strides == 1 and cin == self.features:
-      y = Site(self.policy, name="residual")(
-          y, train, rate_factor,
+      # The residual site (and a pattern's ``residual`` token) acts on the
+      # identity path, as ResNet's and WRN's ``shortcut`` sites do.
+      skip = Site(self.policy, name="residual")(
+          x, train, rate_factor,
           spec_override=residual_pattern(self.policy, self.path, labels,
                                          "residual"))
       if train and self.drop_path_rate > 0:
         y = dg.drop_path(y, key=self.make_rng("dropout"),
                          rate=self.drop_path_rate, train=True)
-      y = y + x
+      y = y + skip
     return y
 
 

@@ -7,25 +7,36 @@ pytorch-cifar code the DropGraph paper used) and ImageNet ResNet-50 v1.5
 Sites of a block ``stage{s}/block{b}`` (names are module paths):
 ``bn1, relu1, bn2, relu2[, bn3, relu3], shortcut``: after every batch norm
 (AutoDropout's placement), after every activation including the one after
-the residual addition (DropGraph appendix Fig. 5, Disout), and on the
-shortcut. :func:`paper_policy` builds the papers' default placement: every
-activation and shortcut site of every block of the last two stages.
+the residual addition, and on the shortcut. :func:`paper_policy` builds the
+papers' placement in the last two stages: by default the one of DropBlock's
+reference (TPU ResNet) and Disout's (huawei-noah/Disout
+``models/resnet_imagenet.py``): ``relu1, relu2, bn3`` and the shortcut of a
+bottleneck (``relu1, bn2``, shortcut of a basic block), i.e. inside the
+residual branch and before the addition (:mod:`placement`).
+
+Disout's next convolution (its noise is scaled by that kernel's weights):
+``bn1``/``relu1`` -> ``conv2``; ``bn2``/``relu2`` -> ``conv3`` (bottleneck);
+the branch's last sites, the shortcut and the post-addition relu -> the
+next block's ``conv1``, as the reference's ``convloc`` table maps them. The
+network's last block has no next convolution: Disout then uses its
+reference constant 0.01, as the reference does for its last two Disouts.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
 import jax.numpy as jnp
 
 from dropgraph_jax.models import building_blocks as bb
+from dropgraph_jax.models.placement import placement_policy, stage_blocks
 from dropgraph_jax.models.sites import (
   Site,
   apply_site,
   check_policy,
+  conv_kernel,
   residual_pattern,
 )
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
@@ -38,50 +49,61 @@ class BasicBlock(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool, rate_factor=None):
+  def __call__(self, x, train: bool, rate_factor=None, next_kernel=None):
+    """``next_kernel``: the next block's ``conv1`` kernel (Disout)."""
     site = functools.partial(apply_site, self.policy, "conv", train,
                              rate_factor)
+    conv2 = conv_kernel(self, "conv2")
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
                 name="conv1")(x)
-    y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y))
-    y = site("relu1", nn.relu(y))
+    y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y),
+             next_conv_kernel=conv2)
+    y = site("relu1", nn.relu(y), next_conv_kernel=conv2)
     y = bb.conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
     y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2",
-                                  zero_init=True)(y))
+                                  zero_init=True)(y),
+             next_conv_kernel=next_kernel)
     shortcut = bb.projected_shortcut(x, self.features, self.strides, train,
                                      dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
         spec_override=residual_pattern(self.policy, self.path, ("bn1", "bn2"),
-                                       "shortcut"))
-    return site("relu2", nn.relu(y + shortcut))
+                                       "shortcut"),
+        next_conv_kernel=next_kernel)
+    return site("relu2", nn.relu(y + shortcut), next_conv_kernel=next_kernel)
 
 
 class Bottleneck(BasicBlock):
   expansion: int = 4
 
   @nn.compact
-  def __call__(self, x, train: bool, rate_factor=None):
+  def __call__(self, x, train: bool, rate_factor=None, next_kernel=None):
+    """``next_kernel``: the next block's ``conv1`` kernel (Disout)."""
     site = functools.partial(apply_site, self.policy, "conv", train,
                              rate_factor)
+    conv2, conv3 = conv_kernel(self, "conv2"), conv_kernel(self, "conv3")
     out = self.features * self.expansion
     y = bb.conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
-    y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y))
-    y = site("relu1", nn.relu(y))
+    y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y),
+             next_conv_kernel=conv2)
+    y = site("relu1", nn.relu(y), next_conv_kernel=conv2)
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
                 name="conv2")(y)
-    y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2")(y))
-    y = site("relu2", nn.relu(y))
+    y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2")(y),
+             next_conv_kernel=conv3)
+    y = site("relu2", nn.relu(y), next_conv_kernel=conv3)
     y = bb.conv(out, 1, dtype=self.dtype, name="conv3")(y)
     y = site("bn3", bb.batch_norm(train, dtype=self.dtype, name="norm3",
-                                  zero_init=True)(y))
+                                  zero_init=True)(y),
+             next_conv_kernel=next_kernel)
     shortcut = bb.projected_shortcut(x, out, self.strides, train,
                                      dtype=self.dtype)
     shortcut = Site(self.policy, name="shortcut")(
         shortcut, train, rate_factor,
         spec_override=residual_pattern(self.policy, self.path,
-                                       ("bn1", "bn2", "bn3"), "shortcut"))
-    return site("relu3", nn.relu(y + shortcut))
+                                       ("bn1", "bn2", "bn3"), "shortcut"),
+        next_conv_kernel=next_kernel)
+    return site("relu3", nn.relu(y + shortcut), next_conv_kernel=next_kernel)
 
 
 class ResNet(nn.Module):
@@ -113,11 +135,17 @@ class ResNet(nn.Module):
       x = bb.conv(self.width, 3, 1, dtype=self.dtype, name="stem_conv")(x)
       x = nn.relu(bb.batch_norm(train, dtype=self.dtype, name="stem_norm")(x))
     block_cls = Bottleneck if self.block == "bottleneck" else BasicBlock
-    for s, size in enumerate(self.stage_sizes):
-      for b in range(size):
-        strides = 2 if s > 0 and b == 0 else 1
-        x = block_cls(self.width * 2**s, strides, self.policy, self.dtype,
-                      name=f"stage{s + 1}/block{b}")(x, train, rate_factor)
+    names = [f"stage{s + 1}/block{b}"
+             for s, size in enumerate(self.stage_sizes) for b in range(size)]
+    for i, name in enumerate(names):
+      s = int(name[len("stage")]) - 1
+      strides = 2 if s > 0 and name.endswith("/block0") else 1
+      # Disout at a block's last sites reads the next block's conv1 (the
+      # last block has none: Disout then uses its 0.01 constant).
+      following = (conv_kernel(self, names[i + 1], "conv1")
+                   if i + 1 < len(names) else None)
+      x = block_cls(self.width * 2**s, strides, self.policy, self.dtype,
+                    name=name)(x, train, rate_factor, following)
     logits = bb.global_pool_logits(
         x, bb.classifier(self.num_classes, dtype=self.dtype))
     check_policy(self, self.policy)
@@ -125,13 +153,24 @@ class ResNet(nn.Module):
 
 
 def paper_policy(sites: Sequence[str], spec: RegularizerSpec,
-                 stages: Sequence[int] = (3, 4),
-                 labels: str = r"relu\d|shortcut") -> Policy:
-  """``spec`` at every activation and shortcut of the given stages.
+                 stages: Sequence[int] = (3, 4), placement: str = "reference",
+                 labels: str = "",
+                 stage_scales: Sequence[float] = ()) -> Policy:
+  """``spec`` in every block of the given stages (the DropGraph, DropBlock
+  and Disout setting on ResNet: the last two groups).
 
-  The DropGraph / Disout placement on ResNet-50: all blocks of the last two
-  groups (stages 3 and 4), after each activation and on the shortcut.
+  ``placement``: :data:`PLACEMENTS` (``labels`` overrides it with a regex).
+  ``stage_scales``: a factor on the rate per stage (DropBlock's and Disout's
+  references use a quarter of the rate in group 3: ``(0.25, 1.0)``).
   """
-  pattern = re.compile(rf"^stage({'|'.join(map(str, stages))})/block\d+/"
-                       rf"({labels})$")
-  return Policy({site: spec for site in sites if pattern.match(site)})
+  scales = tuple(stage_scales) or (1.0,) * len(stages)
+  if len(scales) != len(stages):
+    raise ValueError(f"stage_scales {scales} must give one factor per stage "
+                     f"of {tuple(stages)}.")
+  out = {}
+  for stage, scale in zip(stages, scales):
+    scaled = RegularizerSpec(spec.kind, {**spec.options,
+                                         "rate": spec.options["rate"] * scale})
+    out.update(placement_policy(sites, scaled, stage_blocks(sites, (stage,)),
+                                placement, labels).sites)
+  return Policy(out)

@@ -50,7 +50,7 @@ class Site(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool, rate_factor=None,
-               spec_override=None) -> jax.Array:
+               spec_override=None, next_conv_kernel=None) -> jax.Array:
     self.sow(SITES_COLLECTION, "declared", jnp.zeros((), jnp.int8))
     spec = spec_override if spec_override is not None else self.spec()
     if spec is None or (isinstance(spec, RegularizerSpec) and
@@ -65,14 +65,34 @@ class Site(nn.Module):
       return layers.DropGraph(rate=spec.options["rate"], name="dropgraph",
                               **opts)(x, deterministic=not train, rate=rate)
     key = self.make_rng("dropout") if train else None
-    return apply_spec(spec, x, key=key, train=train, rate=rate)
+    return apply_spec(spec, x, key=key, train=train, rate=rate,
+                      next_conv_kernel=next_conv_kernel)
 
 
 def apply_site(policy: Optional[Policy], kind: str, train: bool, rate_factor,
-               name: str, x: jax.Array) -> jax.Array:
+               name: str, x: jax.Array, next_conv_kernel=None) -> jax.Array:
   """``Site(policy, kind, name=name)(x, train, rate_factor)``; a block binds
-  the first four with ``functools.partial`` and calls ``site(name, x)``."""
-  return Site(policy, kind, name=name)(x, train, rate_factor)
+  the first four with ``functools.partial`` and calls ``site(name, x)``.
+  ``next_conv_kernel``: the kernel of the convolution that reads this
+  site's output, for Disout (the reference scales its noise by it)."""
+  return Site(policy, kind, name=name)(x, train, rate_factor,
+                                       next_conv_kernel=next_conv_kernel)
+
+
+def conv_kernel(module: nn.Module, *path: str) -> Optional[jax.Array]:
+  """The ``kernel`` at ``path`` in ``module``'s parameters, or ``None``
+  while it does not exist (during ``init``, or past the last block).
+
+  Disout's reference scales each site's noise by the weights of the
+  convolution that reads the site's output; a block reads its own later
+  convolutions here, and a network passes the next block's ``conv1``.
+  """
+  node = module.variables.get("params", {})
+  for key in path:
+    if key not in node:
+      return None
+    node = node[key]
+  return node.get("kernel")
 
 
 def residual_pattern(policy: Optional[Policy], block_path: Sequence[str],

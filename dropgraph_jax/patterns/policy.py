@@ -202,11 +202,13 @@ class Policy:
 
 
 def apply_spec(spec: Optional[Spec], x: jax.Array, *, key, train: bool,
-               params=None, rate=None) -> jax.Array:
+               params=None, rate=None, next_conv_kernel=None) -> jax.Array:
   """Applies a site's spec to ``x`` (``None``: identity).
 
   ``rate`` overrides a RegularizerSpec's rate (e.g. a traced schedule
-  value); ``params`` are the graph weights for ``dropgraph``.
+  value); ``params`` are the graph weights for ``dropgraph``;
+  ``next_conv_kernel`` is passed to regularizers that read it (Disout),
+  unless the spec sets it.
   """
   if spec is None:
     return x
@@ -218,6 +220,8 @@ def apply_spec(spec: Optional[Spec], x: jax.Array, *, key, train: bool,
   if rate is not None:
     options["rate"] = rate
   entry = registry.get(spec.kind)
+  if entry.reads_next_conv and next_conv_kernel is not None:
+    options.setdefault("next_conv_kernel", next_conv_kernel)
   if entry.needs_params:
     return entry.fn(x, params, key=key, train=train, **options)
   return entry.fn(x, key=key, train=train, **options)

@@ -45,19 +45,23 @@ class Regularizer:
   ``'any'``). ``config_options``: the ``config.regularizer`` fields a
   trainer passes to it (besides ``options``). ``needs_params``: it has
   trainable weights (DropGraph's graph), so a model must create them.
+  ``reads_next_conv``: it takes the kernel of the convolution that follows
+  (Disout), which models pass at their sites.
   """
   name: str
   fn: Callable
   layout: str
   config_options: Tuple[str, ...] = ("rate",)
   needs_params: bool = False
+  reads_next_conv: bool = False
 
 
 REGISTRY: Dict[str, Regularizer] = {r.name: r for r in (
     Regularizer("dropout", dropout, "any"),
     Regularizer("spatial_dropout", spatial_dropout, "NHWC"),
     Regularizer("drop_block", drop_block, "NHWC", ("rate", "block_size")),
-    Regularizer("disout", disout, "NHWC", ("rate", "block_size")),
+    Regularizer("disout", disout, "NHWC", ("rate", "block_size"),
+                reads_next_conv=True),
     Regularizer("dropgraph", dropgraph, "NHWC",
                 ("rate", "block_size", "alpha"), needs_params=True),
     Regularizer("drop_path", drop_path, "N..."),

@@ -101,7 +101,9 @@ def entropy(cfg: ControllerConfig, params, tokens) -> jax.Array:
   logits = Controller(cfg).apply({"params": params}, tokens)
   logp = jax.nn.log_softmax(logits, axis=-1)
   p = jnp.exp(logp)
-  return -jnp.mean(jnp.sum(jnp.where(p > 0, p * logp, 0.0), axis=-1))
+  # Masked choices have p = 0 and logp = -inf: zero logp *before* the
+  # product, or the backward pass computes 0 * -inf = NaN through it.
+  return -jnp.mean(jnp.sum(p * jnp.where(p > 0, logp, 0.0), axis=-1))
 
 
 def sample(cfg: ControllerConfig, params, key, batch: int

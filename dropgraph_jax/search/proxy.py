@@ -90,6 +90,7 @@ def _synthetic(cfg, job) -> float:
 
 
 TARGET_STREAM = 2  # numpy seed-sequence tag of the synthetic target
+AUGMENT_STREAM = 3  # ... and of the image proxy's augmentation
 
 
 def synthetic_target(vocab_sizes, seed: int):
@@ -112,7 +113,14 @@ class ImageProxy:
                                      cfg.get("data_dir") or None,
                                      cfg.get("seed", 0))
     self.num_classes = data.num_classes
-    self.images, self.labels = _materialise(data)
+    self.data = data
+    self.raw, self.labels = _materialise(data)
+    # Held-out images are scored un-augmented: normalised once.
+    self.images = image_data.preprocess_batch(
+        {"image": self.raw, "label": self.labels}, data, "none", 0,
+        None)["image"]
+    self.augment = cfg.get("augment", "none")
+    self.pad = int(cfg.get("crop_padding", 4))
     seed = cfg.get("seed", 0)
     order = np.random.default_rng(seed).permutation(len(self.labels))
     cut = int(round(len(self.labels) * (1 - cfg.get("val_fraction", 0.1))))
@@ -157,8 +165,15 @@ class ImageProxy:
     return jnp.sum(jnp.argmax(logits, -1) == y)
 
   def step_data(self, s):
+    """Step ``s``'s batch, augmented as the final training augments
+    (``cfg['augment']``: 'crop_flip' for CIFAR) with a generator seeded by
+    ``(seed, s)``: every child sees the same images at step ``s``."""
     idx = self.batches[s]
-    return (jnp.asarray(self.images[idx]), jnp.asarray(self.labels[idx]),
+    rng = np.random.default_rng([self.cfg.get("seed", 0), AUGMENT_STREAM, s])
+    batch = image_data.preprocess_batch(
+        {"image": self.raw[idx], "label": self.labels[idx]}, self.data,
+        self.augment, self.pad, rng)
+    return (jnp.asarray(batch["image"]), jnp.asarray(self.labels[idx]),
             jax.random.fold_in(self.key, s))
 
   def val_batches(self, size: int = 256):
@@ -199,14 +214,12 @@ def image_proxy(cfg) -> "ImageProxy":
 
 
 def _materialise(data):
-  """All images of a (small) split, normalised, as float32 arrays."""
-  batch = image_data.preprocess_batch(
-      {"image": np.stack([np.asarray(data.source[i]["image"])
-                          for i in range(data.num_examples)]),
-       "label": np.stack([data.source[i]["label"]
-                          for i in range(data.num_examples)])},
-      data, "none", 0, None)
-  return batch["image"], batch["label"]
+  """All images of a (small) split as stored (uint8 or float), and labels."""
+  images = np.stack([np.asarray(data.source[i]["image"])
+                     for i in range(data.num_examples)])
+  labels = np.stack([data.source[i]["label"]
+                     for i in range(data.num_examples)]).astype(np.int32)
+  return images, labels
 
 
 def _trainer(cfg, job) -> float:

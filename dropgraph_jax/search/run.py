@@ -64,6 +64,9 @@ def proxy_config(config, space) -> Dict[str, Any]:
                                             pcfg.get("seed", 0))
   elif name == "image":
     get_model(pcfg["model"])  # unknown names raise, listing known ones
+    if pcfg.get("augment", "none") not in ("none", "crop_flip"):
+      raise ValueError(f"proxy.augment must be 'none' or 'crop_flip', got "
+                       f"{pcfg.get('augment')!r}.")
     for field in ("steps", "batch_size"):
       if int(pcfg.get(field, 0)) < 1:
         raise ValueError(f"proxy.{field} must be >= 1, got "

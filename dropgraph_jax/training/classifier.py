@@ -63,8 +63,11 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
 
   ``regularizer.name='policy'`` loads ``regularizer.policy_file`` (e.g. an
   AutoDropout search result); a library regularizer goes to the papers'
-  placement: ``'paper'`` (every activation and shortcut of the last two
-  stages) or ``'all'`` (every activation and shortcut site).
+  placement: ``'paper'`` (every block of ``regularizer.stages``, or the
+  given ``blocks`` of the last stage, at the sites ``block_sites`` picks:
+  ``'reference'`` or ``'post_activation'``, see
+  :mod:`dropgraph_jax.models.placement`; ``stage_rate_scales`` scale the
+  rate per stage) or ``'all'`` (every activation and shortcut site).
   """
   reg = config.regularizer
   common.check_regularizer_name(reg.name, REGULARIZER_NAMES, "image")
@@ -81,10 +84,13 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
   if reg.placement == "paper" and reg.blocks:
     # RegNetX in the DropGraph paper: given blocks of the last stage only.
     return regnet_lib.paper_policy(sites, spec, stage=tuple(reg.stages)[-1],
-                                   blocks=tuple(reg.blocks))
-  if reg.placement == "paper":
-    return resnet_lib.paper_policy(sites, spec, stages=tuple(reg.stages),
+                                   blocks=tuple(reg.blocks),
+                                   placement=reg.block_sites,
                                    labels=reg.site_labels)
+  if reg.placement == "paper":
+    return resnet_lib.paper_policy(
+        sites, spec, stages=tuple(reg.stages), placement=reg.block_sites,
+        labels=reg.site_labels, stage_scales=tuple(reg.stage_rate_scales))
   if reg.placement == "all":
     return Policy({s: spec for s in sites
                    if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
@@ -158,6 +164,24 @@ def evaluate(eval_step, state, split, batch_size, sharding, image_size=0
           "top5": float(totals["correct5"]) / count}
 
 
+def load_train_splits(config, size: int):
+  """The training split (``config.train_examples`` > 0: a class-balanced
+  subset drawn with ``config.data_seed``) and a fixed subset of it,
+  ``config.train_eval_examples`` images, scored in eval mode at the end as
+  ``train_eval_accuracy``. Both are independent of ``config.seed``, so all
+  seeds of a comparison see the same images."""
+  split = image_data.load_split(config.dataset, config.train_split,
+                                config.data_dir, config.seed, size)
+  if config.train_examples:
+    split = image_data.subset(split, config.train_examples, config.data_seed)
+  count = min(config.train_eval_examples, split.num_examples)
+  if count < 1:
+    raise ValueError(f"config.train_eval_examples must be >= 1, got "
+                     f"{config.train_eval_examples}.")
+  return split, image_data.subset(split, count, config.data_seed + 1,
+                                  balanced=False)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> Dict[str, Any]:
   """Trains ``config.model`` on ``config.dataset``; returns final metrics.
@@ -170,10 +194,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   common.check_batch_sizes(config)
   common.ensure_writable(workdir)
   size = config.get("image_size", 0)
-  train_split = image_data.load_split(config.dataset, config.train_split,
-                                          config.data_dir, config.seed, size)
+  train_split, train_eval_split = load_train_splits(config, size)
   test_split = image_data.load_split(config.dataset, config.eval_split,
-                                         config.data_dir, config.seed, size)
+                                     config.data_dir, config.seed, size)
   input_shape = (1,) + tuple(train_split.image_shape)
   steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
   total_steps = config.num_train_steps or int(config.num_epochs *
@@ -190,7 +213,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   replicated = NamedSharding(mesh, P())
 
   tx, lr_schedule = optimizers.make_optimizer(config, steps_per_epoch)
-  ramp = max(1, int(config.regularizer.ramp_epochs * steps_per_epoch))
+  ramp = common.ramp_steps(config, steps_per_epoch, total_steps)
   rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
   base_key = jax.random.key(config.seed)
 
@@ -270,12 +293,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   scores = evaluate(eval_step, state, test_split, config.eval_batch_size,
                     data_sharding, size)
   log(total_steps, {f"eval/{k}": val for k, val in scores.items()})
+  # The same eval-mode metric on training images: over- vs underfitting.
+  fit = evaluate(eval_step, state, train_eval_split, config.eval_batch_size,
+                 data_sharding, size)
+  log(total_steps, {f"train_eval/{k}": val for k, val in fit.items()})
   run_log.close()
   results = {"model": config.model, "dataset": config.dataset,
              "regularizer": config.regularizer.name,
              "policy_sites": 0 if policy is None else len(policy),
              "steps": total_steps, "test_loss": scores["loss"],
              "test_accuracy": scores["accuracy"], "test_top5": scores["top5"],
+             "train_eval_accuracy": fit["accuracy"],
+             "train_eval_loss": fit["loss"],
+             "train_examples": train_split.num_examples,
+             "train_eval_examples": train_eval_split.num_examples,
              "wall_time_s": time.time() - start_time,
              "devices": mesh.size,
              "backend": jax.default_backend()}

@@ -38,6 +38,15 @@ def resolved(config: ml_collections.ConfigDict, **fields
   return config
 
 
+def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:
+  """Steps of the rate ramp: ``regularizer.ramp_epochs`` epochs, or the
+  whole run when it is negative (DropBlock's and Disout's references)."""
+  epochs = config.regularizer.ramp_epochs
+  if epochs < 0:
+    return max(1, total_steps)
+  return max(1, int(epochs * steps_per_epoch))
+
+
 def load_policy_file(reg, sites: Sequence[str]) -> Policy:
   """``reg.policy_file`` (name='policy'), checked against ``sites``."""
   if not reg.policy_file:

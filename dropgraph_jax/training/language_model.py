@@ -94,13 +94,29 @@ def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
   sites = list_sites(build_model(config, vocab_size), (1, config.seq_len),
                      dtype=jnp.int32)
   if reg.name == "policy":
-    return common.load_policy_file(reg, sites)
+    return with_baseline_ends(common.load_policy_file(reg, sites), sites,
+                              reg.variational)
   if reg.name == "autodropout_paper":
     rates = dict(reg.get("autodropout", {}))
     return autodropout_paper_policy(
         sites, config.seq_len, embedding=reg.variational.embedding,
         final=reg.variational.final, **rates)
   return variational_policy(sites, **dict(reg.variational))
+
+
+def with_baseline_ends(policy: Policy, sites, rates) -> Policy:
+  """``policy`` plus the variational baseline's embedding and final-state
+  dropout (``rates.embedding``, ``rates.final``) where it names neither.
+
+  AutoDropout searches the Transformer's sub-layer patterns; the baseline
+  it is compared with also drops the embedding and the final hidden state.
+  Without these two a policy run (and the search's reward) would differ
+  from the baseline in more than the patterns.
+  """
+  ends = variational_policy([s for s in sites if s in ("embeddings",
+                                                       "final")],
+                            embedding=rates.embedding, final=rates.final)
+  return Policy({**ends.sites, **policy.sites})
 
 
 def _nll(logits, targets):
@@ -202,7 +218,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   rows = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
   tx, lr_schedule = optimizers.make_optimizer(config, segments_per_epoch)
-  ramp = max(1, int(config.regularizer.ramp_epochs * segments_per_epoch))
+  ramp = common.ramp_steps(config, segments_per_epoch, total_steps)
   rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
   base_key = jax.random.key(config.seed)
 

@@ -17,6 +17,8 @@ from typing import Callable, Dict, List
 
 import jax
 import numpy as np
+from matplotlib.figure import Figure
+from scipy import stats
 
 from dropgraph_jax.training import trainers as train
 from experiments import report
@@ -47,9 +49,12 @@ def run_grid(variants: Dict[str, Callable[[int], object]], seeds: List[int],
 
 def table(title: str, results: Dict[str, List[dict]], metric: str,
           label: str, paper: Dict[str, str], note: str, out: str,
-          scale: float = 100.0, extra: Dict[str, str] = None) -> None:
+          scale: float = 100.0, extra: Dict[str, str] = None,
+          pairs: List[tuple] = ()) -> None:
   """Markdown (``out``) and a bar chart (``out`` with ``.png``) of
-  ``metric``; ``extra`` (result key -> label) adds mean +- std columns."""
+  ``metric``; ``extra`` (result key -> label) adds mean +- std columns
+  (keys ending in ``accuracy`` scaled like ``metric``); ``pairs`` of
+  variant names get a significance test (:func:`significance`)."""
   extra = extra or {}
   total = sum(r["wall_time_s"] for runs in results.values() for r in runs)
   columns = [label] + list(extra.values())
@@ -62,8 +67,8 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
       "|---|" + "---|" * (len(columns) + 3)]
 
   def summary(key):
-    values = np.array([r[key] for r in runs]) * (scale if key == metric
-                                                 else 1.0)
+    values = np.array([r[key] for r in runs]) * (
+        scale if key == metric or key.endswith("accuracy") else 1.0)
     return values, values.mean(), (values.std(ddof=1) if len(values) > 1
                                    else 0.0)
 
@@ -80,11 +85,10 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
     wall = np.mean([r["wall_time_s"] for r in runs])
     lines.append(f"| {name} | " + " | ".join(cells) +
                  f" | {len(values)} | {wall:.0f} | {paper.get(name, '')} |")
+  lines += significance(results, metric, scale, pairs)
   report.emit(lines, out)
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(1.2 * len(means) + 2, 3.5))
+  fig = Figure(figsize=(1.2 * len(means) + 2, 3.5))  # no pyplot state
+  ax = fig.subplots()
   ax.bar(range(len(means)), means, yerr=stds, capsize=4, color="#4c72b0")
   ax.set_xticks(range(len(means)), list(results), rotation=30, ha="right")
   ax.set_ylabel(label)
@@ -94,4 +98,24 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
   ax.set_title(title, fontsize=9)
   fig.tight_layout()
   fig.savefig(os.path.splitext(out)[0] + ".png", dpi=120)
-  plt.close(fig)
+
+
+def significance(results: Dict[str, List[dict]], metric: str, scale: float,
+                 pairs: List[tuple]) -> List[str]:
+  """Markdown rows of Welch's two-sided t-test on ``metric`` for each
+  ``(a, b)`` in ``pairs`` whose rows both have 2+ seeds."""
+  rows = []
+  for a, b in pairs:
+    if a not in results or b not in results or min(
+        len(results[a]), len(results[b])) < 2:
+      continue
+    va = np.array([r[metric] for r in results[a]]) * scale
+    vb = np.array([r[metric] for r in results[b]]) * scale
+    test = stats.ttest_ind(va, vb, equal_var=False)
+    rows.append(f"| {a} vs {b} | {va.mean() - vb.mean():+.2f} | "
+                f"{test.statistic:+.2f} | {test.pvalue:.3g} |")
+  if not rows:
+    return []
+  return ["", "Welch's t-test (two-sided, per-seed values):", "",
+          "| comparison | difference of means | t | p |", "|---|---|---|---|",
+          *rows]
