@@ -19,14 +19,15 @@ def command() -> str:
   return " ".join(["python -m", module, *sys.argv[1:]])
 
 
-def header(title: str) -> list:
-  """Title, machine, date and the exact command, as Markdown lines."""
+def header(title: str, command_line: str = "") -> list:
+  """Title, machine, date and the exact command (``command_line``, or the
+  running one), as Markdown lines."""
   dev = jax.devices()[0]
   return [f"# {title}", "",
           f"Machine: {dev.platform}:{dev.device_kind} · {os.cpu_count()} "
           f"CPUs · jax {jax.__version__}  ",
           f"Date: {datetime.date.today().isoformat()}  ",
-          f"Command: `{command()}`", ""]
+          f"Command: `{command_line or command()}`", ""]
 
 
 def parse_shapes(text: str) -> list:
