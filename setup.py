@@ -39,6 +39,8 @@ TRAIN_REQUIRES = [
     "scikit-learn>=1.9.1",  # load_digits: the offline demo data
     "matplotlib>=3.11.2",
     "tqdm>=4.67",
+    "h5py>=3.10",  # ModelNet40's HDF5 files (DGCNN)
+    "scipy>=1.13",  # Planetoid's sparse matrices, t-tests of the tables
 ]
 
 TEST_REQUIRES = TRAIN_REQUIRES + [

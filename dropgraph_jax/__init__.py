@@ -30,6 +30,12 @@ from dropgraph_jax.regularizers.dropout import (
                                                 variational_dropout,
                                                 word_dropout,
 )
+from dropgraph_jax.regularizers.graph_signal import (
+                                                     graph_disout,
+                                                     graph_dropgraph,
+                                                     graph_dropout,
+                                                     graph_spatial_dropout,
+)
 
 # The DropGraph module under its 0.1 name (init_params, param_shapes, ...);
 # new code imports dropgraph_jax.regularizers.dropgraph.
@@ -43,6 +49,10 @@ __all__ = [
     "drop_path",
     "dropgraph",
     "dropout",
+    "graph_disout",
+    "graph_dropgraph",
+    "graph_dropout",
+    "graph_spatial_dropout",
     "layers",
     "partial_graph",
     "registry",

@@ -54,7 +54,8 @@ def main(argv):
           f"{'wall s':>7s}")
     for r in results:
       first, second = ((r["valid_perplexity"], r["test_perplexity"]) if lm
-                       else (r["test_accuracy"], r["test_loss"]))
+                       else (r["test_accuracy"],
+                             r.get("test_loss", float("nan"))))
       print(f"{r['regularizer']:20s} {r['policy_sites']:5d} {first:9.4f} "
             f"{second:9.4f} {r['steps']:6d} {r['wall_time_s']:7.1f}")
   logging.info("done")

@@ -25,7 +25,7 @@ from dropgraph_jax.patterns import (
   TransformerPattern,
 )
 
-TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))
+TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))  # image / tokens
 # A training step compiles a whole network; EfficientNet's (7 stages of
 # MBConv blocks, ~20 s to compile here) goes to the slow tier.
 TINY_STEP = [pytest.param(n, marks=pytest.mark.slow)
@@ -386,3 +386,10 @@ def test_efficientnet_residual_site_regularizes_the_skip_not_the_branch():
   assert 0.3 < dropped.mean() < 0.7  # the skip was dropped ...
   np.testing.assert_allclose(y[~dropped], 2 * np.asarray(x)[~dropped],
                              rtol=1e-5)  # ... and the kept half rescaled
+
+
+def test_every_regularizer_with_weights_has_a_site_module():
+  from dropgraph_jax.models.sites import PARAM_MODULES
+  from dropgraph_jax.regularizers import registry
+  assert set(PARAM_MODULES) == {
+      name for name, entry in registry.REGISTRY.items() if entry.needs_params}

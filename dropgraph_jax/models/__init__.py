@@ -14,7 +14,9 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict
 
+from dropgraph_jax.models.dgcnn import DGCNN
 from dropgraph_jax.models.efficientnet import EfficientNet
+from dropgraph_jax.models.gcn import GCN, DeepGCN, GCNGraphClassifier
 from dropgraph_jax.models.regnet import RegNetX
 from dropgraph_jax.models.resnet import ResNet
 from dropgraph_jax.models.sites import Site, check_policy, list_sites
@@ -70,6 +72,18 @@ REGISTRY: Dict[str, tuple] = {
                           "image", (2, 32, 32, 3)),
     "transformer_xl_tiny": (_p(TransformerXL, config=TXL_CONFIGS["tiny"]),
                             "tokens", (2, 12)),
+    # Graph models (DropGraph Tables 4 and 5). Their calls also take the
+    # graph (see models/gcn.py); the shape is of the node features.
+    "gcn": (_p(GCN, hidden=16), "graph_nodes", (2708, 1433)),
+    "gcn_graph_classifier": (_p(GCNGraphClassifier, hidden=64, depth=2),
+                             "graphs", (64, 4)),
+    "gcn_ogbg_ppa": (_p(DeepGCN, num_classes=37, hidden=300, depth=5),
+                     "graphs", (64, 1)),
+    "cluster_gcn_ogbn_products": (_p(DeepGCN, num_classes=47, hidden=256,
+                                     depth=3), "graph_nodes", (1024, 100)),
+    "dgcnn": (DGCNN, "points", (2, 1024, 3)),
+    "dgcnn_small": (_p(DGCNN, k=10, widths=(32, 32, 64, 64), emb=256,
+                       head=(128, 64)), "points", (2, 256, 3)),
 }
 
 
@@ -83,7 +97,9 @@ def get_model(name: str, **kwargs: Any):
 
 
 def model_kind(name: str) -> str:
-  """'image' (NHWC float input) or 'tokens' ((N, T) int input)."""
+  """'image' (NHWC float input), 'tokens' ((N, T) int input), or a graph
+  kind: 'graph_nodes' (one graph), 'graphs' (batches of graphs), 'points'
+  ((B, N, 3) point clouds)."""
   if name not in REGISTRY:
     raise ValueError(f"Unknown model {name!r}; known models: "
                      f"{sorted(REGISTRY)}.")
@@ -95,6 +111,7 @@ def example_shape(name: str) -> tuple:
   return REGISTRY[name][2]
 
 
-__all__ = ["EfficientNet", "REGISTRY", "RegNetX", "ResNet", "Site",
+__all__ = ["DGCNN", "DeepGCN", "EfficientNet", "GCN", "GCNGraphClassifier",
+           "REGISTRY", "RegNetX", "ResNet", "Site",
            "TransformerXL", "WideResNet", "check_policy", "example_shape",
            "get_model", "list_sites", "model_kind"]

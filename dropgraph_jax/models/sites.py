@@ -29,11 +29,16 @@ import jax
 import jax.numpy as jnp
 from flax import traverse_util
 
-from dropgraph_jax import layers
+from dropgraph_jax import graph_layers, layers
 from dropgraph_jax.patterns.conv import ConvPattern
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec, apply_spec
 
 SITES_COLLECTION = "sites"
+# Regularizers with weights (the registry's ``needs_params``) -> the Linen
+# module that owns them at a site. The image DropGraph's module is named
+# 'dropgraph' in the parameter tree (as before 0.2).
+PARAM_MODULES = {"dropgraph": layers.DropGraph,
+                 "graph_dropgraph": graph_layers.GraphDropGraph}
 
 
 def site_name(module: nn.Module) -> str:
@@ -59,11 +64,12 @@ class Site(nn.Module):
     rate = None
     if isinstance(spec, RegularizerSpec) and rate_factor is not None:
       rate = spec.options["rate"] * rate_factor
-    if isinstance(spec, RegularizerSpec) and spec.kind == "dropgraph":
+    if isinstance(spec, RegularizerSpec) and spec.kind in PARAM_MODULES:
       opts = dict(spec.options)
       opts.pop("rate")
-      return layers.DropGraph(rate=spec.options["rate"], name="dropgraph",
-                              **opts)(x, deterministic=not train, rate=rate)
+      module = PARAM_MODULES[spec.kind]
+      return module(rate=spec.options["rate"], name=spec.kind, **opts)(
+          x, deterministic=not train, rate=rate)
     key = self.make_rng("dropout") if train else None
     return apply_spec(spec, x, key=key, train=train, rate=rate,
                       next_conv_kernel=next_conv_kernel)

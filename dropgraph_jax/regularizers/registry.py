@@ -32,6 +32,12 @@ from dropgraph_jax.regularizers.dropout import (
   variational_dropout,
   word_dropout,
 )
+from dropgraph_jax.regularizers.graph_signal import (
+  graph_disout,
+  graph_dropgraph,
+  graph_dropout,
+  graph_spatial_dropout,
+)
 
 # Arguments of every call, never options of a spec or config.
 CALL_ARGS = frozenset({"x", "params", "key", "train"})
@@ -41,9 +47,10 @@ CALL_ARGS = frozenset({"x", "params", "key", "train"})
 class Regularizer:
   """One registered regularizer.
 
-  ``layout``: the input it takes (``'NHWC'``, ``'NTC'``, ``'N...'``, or
-  ``'any'``). ``config_options``: the ``config.regularizer`` fields a
-  trainer passes to it (besides ``options``). ``needs_params``: it has
+  ``layout``: the input it takes (``'NHWC'``, ``'NTC'``, ``'N...'``,
+  ``'NC'`` (node features ``(N, C)`` or ``(B, N, C)``), or ``'any'``).
+  ``config_options``: the ``config.regularizer`` fields a trainer passes
+  to it (besides ``options``). ``needs_params``: it has
   trainable weights (DropGraph's graph), so a model must create them.
   ``reads_next_conv``: it takes the kernel of the convolution that follows
   (Disout), which models pass at their sites.
@@ -67,6 +74,11 @@ REGISTRY: Dict[str, Regularizer] = {r.name: r for r in (
     Regularizer("drop_path", drop_path, "N..."),
     Regularizer("variational_dropout", variational_dropout, "NTC"),
     Regularizer("word_dropout", word_dropout, "NTC"),
+    Regularizer("graph_dropout", graph_dropout, "NC"),
+    Regularizer("graph_spatial_dropout", graph_spatial_dropout, "NC"),
+    Regularizer("graph_disout", graph_disout, "NC", ("rate",)),
+    Regularizer("graph_dropgraph", graph_dropgraph, "NC", ("rate", "alpha"),
+                needs_params=True),
 )}
 
 

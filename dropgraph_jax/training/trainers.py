@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict
 import ml_collections
 
 from dropgraph_jax.models import model_kind
-from dropgraph_jax.training import classifier, language_model
+from dropgraph_jax.training import classifier, graphs, language_model, points
 from dropgraph_jax.training.common import Preempted
 
 Trainer = Callable[[ml_collections.ConfigDict, str], Dict[str, Any]]
@@ -22,11 +22,15 @@ Trainer = Callable[[ml_collections.ConfigDict, str], Dict[str, Any]]
 TRAINERS: Dict[str, Trainer] = {
     "image": classifier.train_and_evaluate,
     "tokens": language_model.train_and_evaluate,
+    "graph_nodes": graphs.train_nodes,
+    "graphs": graphs.train_graphs,
+    "points": points.train_points,
 }
 
 
 def get_trainer(kind: str) -> Trainer:
-  """The trainer of a model kind (``'image'``, ``'tokens'``)."""
+  """The trainer of a model kind (``'image'``, ``'tokens'``,
+  ``'graph_nodes'``, ``'graphs'``, ``'points'``)."""
   if kind not in TRAINERS:
     raise ValueError(f"get_trainer: no trainer for model kind {kind!r}; "
                      f"registered kinds: {sorted(TRAINERS)}.")
