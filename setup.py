@@ -7,6 +7,7 @@ CPU). Install:
                              orbax, clu, ...): main job, search, tools
   pip install -e ".[test]"   plus the test suite's needs (includes train)
   pip install -e ".[ray]"    plus the Ray backend of the search
+  pip install -e ".[graphs]" plus METIS for Cluster-GCN (ogbn-products)
 """
 
 import os
@@ -48,6 +49,7 @@ TEST_REQUIRES = TRAIN_REQUIRES + [
     "pytest>=9.0.3",
     "pytest-xdist>=3.8.0",
     "ruff>=0.17.6",
+    "pymetis>=2025.1",  # so the Cluster-GCN tests run
 ]
 
 
@@ -77,5 +79,6 @@ setup(
         "train": TRAIN_REQUIRES,
         "test": TEST_REQUIRES,
         "ray": ["ray>=2.60.0"],
+        "graphs": ["pymetis>=2025.1"],  # Cluster-GCN's METIS partitions
     },
 )

@@ -5,9 +5,10 @@ L2 weight decay 5e-4, 200 epochs, full batch, the last epoch's test
 accuracy. Every regularizer sits between the two GCN layers (the site
 ``hidden``, where pygcn has its dropout; "before the second GCN layer
 only"), rho 0.1, alpha 0.15, s 1 (one node); ``none`` has nothing there.
-Data: the Planetoid split (140 / 500 / 1,000 nodes), not pygcn's, which
-the paper used; Kipf & Welling report 81.5% for GCN (with dropout 0.5)
-on this split.
+Data: the Planetoid split (140 / 500 / 1,000 nodes). The paper says it
+follows Kipf & Welling's split (this one); its code base, pygcn, ships a
+different split, so which one produced its numbers is not certain. Kipf &
+Welling report 81.5% for GCN (with dropout 0.5) on this split.
 
     unzip ../shared/datasets/cora_planetoid.zip -d /tmp/cora
     python -m dropgraph_jax.main --config configs/cora_gcn.py:dropgraph \\

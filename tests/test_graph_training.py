@@ -1,12 +1,19 @@
 """The graph trainers end to end on small files in the real formats."""
 
 import json
+import pathlib
+import tempfile
 
 import numpy as np
 import pytest
-from test_graph_data import _write_planetoid, _write_tu
+from test_graph_data import _csv_gz, _write_planetoid, _write_tu
 
-from configs import cora_gcn, modelnet40_dgcnn, proteins_gcn
+from configs import (
+  cora_gcn,
+  modelnet40_dgcnn,
+  ogbn_products_clustergcn,
+  proteins_gcn,
+)
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.gcn import normalized_graph, propagate
 from dropgraph_jax.training import graphs
@@ -78,3 +85,53 @@ def test_dgcnn_on_synthetic_shapes(tmp_path):
   assert results["policy_sites"] == 4
   assert 0 <= results["test_accuracy"] <= 1
   assert (tmp_path / "results.json").exists()
+
+
+def _ogb_products_like(root, rng, nodes=60, feats=5, classes=3):
+  """A random graph of ``nodes`` nodes in OGB's raw node-task layout."""
+  s = rng.integers(0, nodes, 150)
+  r = (s + rng.integers(1, nodes, 150)) % nodes
+  _csv_gz(root / "raw" / "edge.csv.gz", list(zip(s, r)))
+  _csv_gz(root / "raw" / "node-feat.csv.gz", rng.random((nodes, feats)))
+  _csv_gz(root / "raw" / "node-label.csv.gz",
+          rng.integers(0, classes, nodes))
+  _csv_gz(root / "raw" / "num-node-list.csv.gz", [nodes])
+  order = rng.permutation(nodes)
+  for part, ids in (("train", order[:30]), ("valid", order[30:40]),
+                    ("test", order[40:])):
+    _csv_gz(root / "split" / "sales_ranking" / f"{part}.csv.gz", ids)
+
+
+@pytest.mark.slow
+def test_cluster_gcn_on_an_ogb_layout_graph(tmp_path):
+  pytest.importorskip("pymetis")  # the [graphs] extra
+  _ogb_products_like(tmp_path, np.random.default_rng(0))
+  config = ogbn_products_clustergcn.get_config("dropgraph")
+  config.data_dir, config.num_epochs = str(tmp_path), 2
+  config.cluster_parts, config.clusters_per_batch = 6, 2
+  config.model_kwargs.hidden = 8
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["policy_sites"] == 2 and results["steps"] == 6
+  assert 0 <= results["test_accuracy"] <= 1
+
+
+def test_metis_clusters_and_induced_batches():
+  pytest.importorskip("pymetis")
+  from dropgraph_jax.data import graph_partition
+  from dropgraph_jax.data import graphs as graph_data
+  root = pathlib.Path(tempfile.mkdtemp())
+  _ogb_products_like(root, np.random.default_rng(1))
+  data = graph_data.load_ogb_node_csv(str(root))
+  parts = graph_partition.metis_parts(data.senders, data.receivers, 60, 4)
+  assert sorted(set(parts.tolist())) == [0, 1, 2, 3]
+  budget = graph_partition.batch_budget(parts, data.senders, 2)
+  batches = list(graph_partition.cluster_batches(
+      data, parts, 2, np.random.default_rng(0), budget))
+  assert len(batches) == 2
+  assert sum(int((b["senders"] != b["senders"][-1]).sum())
+             for b in batches) <= len(data.senders)
+  for b in batches:  # every kept edge joins two nodes of the batch
+    real = b["senders"] != budget[0] - 1
+    assert (b["senders"][real] < budget[0] - 1).all()
+  with pytest.raises(ValueError, match="num_parts must be in"):
+    graph_partition.metis_parts(data.senders, data.receivers, 60, 0)

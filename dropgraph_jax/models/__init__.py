@@ -80,7 +80,7 @@ REGISTRY: Dict[str, tuple] = {
     "gcn_ogbg_ppa": (_p(DeepGCN, num_classes=37, hidden=300, depth=5),
                      "graphs", (64, 1)),
     "cluster_gcn_ogbn_products": (_p(DeepGCN, num_classes=47, hidden=256,
-                                     depth=3), "graph_nodes", (1024, 100)),
+                                     depth=3), "graph_clusters", (1024, 100)),
     "dgcnn": (DGCNN, "points", (2, 1024, 3)),
     "dgcnn_small": (_p(DGCNN, k=10, widths=(32, 32, 64, 64), emb=256,
                        head=(128, 64)), "points", (2, 256, 3)),

@@ -7,6 +7,8 @@ Modules, from the bottom up (each imports only those above it):
 - :mod:`block_mask`: DropBlock-style block keep masks (packed bits).
 - :mod:`dropout`: dropout, spatial, variational and word dropout, drop path.
 - :mod:`drop_block`, :mod:`disout`, :mod:`dropgraph`: block regularizers.
+- :mod:`graph_signal`: the same on node features ``(N, C)`` / ``(B, N, C)``
+  (graphs and point clouds, DropGraph's Tables 4 and 5).
 - :mod:`schedules`: rate ramps.
 - :mod:`registry`: the one name -> function registry.
 

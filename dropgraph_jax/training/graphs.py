@@ -231,27 +231,31 @@ def pack(dataset, idx, batch_size: int, budget) -> Dict[str, Any]:
 
 
 def _graph_step_fns(model, tx, batch_size: int, key):
-  def logits_of(p, b, train, step_key=None):
-    return model.apply(
-        {"params": p}, jnp.asarray(b["x"]), train=train, graph=b["graph"],
-        graph_ids=b["graph_ids"], num_graphs=batch_size + 1,
-        node_mask=b["node_mask"],
-        rngs=None if step_key is None else {"dropout": step_key}
-    )[:batch_size]
+  """Jitted ``step`` and ``hits``; ``state`` holds the batch-norm
+  statistics of models that have them (an empty dict otherwise)."""
+  def logits_of(p, state, b, train, step_key=None):
+    out = model.apply(
+        {"params": p, **state}, jnp.asarray(b["x"]), train=train,
+        graph=b["graph"], graph_ids=b["graph_ids"],
+        num_graphs=batch_size + 1, node_mask=b["node_mask"],
+        rngs=None if step_key is None else {"dropout": step_key},
+        mutable=list(state) if train else False)
+    logits, state = out if train else (out, state)
+    return logits[:batch_size], state
 
   @jax.jit
-  def step(p, opt_state, b, i):
+  def step(p, state, opt_state, b, i):
     def loss_fn(q):
-      return _masked_xent(logits_of(q, b, True, jax.random.fold_in(key, i)),
-                          b["labels"], b["label_mask"])
-    loss, grads = jax.value_and_grad(loss_fn)(p)
+      logits, new = logits_of(q, state, b, True, jax.random.fold_in(key, i))
+      return _masked_xent(logits, b["labels"], b["label_mask"]), new
+    (loss, state), grads = jax.value_and_grad(loss_fn, has_aux=True)(p)
     updates, opt_state = tx.update(grads, opt_state, p)
-    return optax.apply_updates(p, updates), opt_state, loss
+    return optax.apply_updates(p, updates), state, opt_state, loss
 
   @jax.jit
-  def hits(p, b):
-    right = jnp.argmax(logits_of(p, b, False), -1) == b["labels"]
-    return jnp.sum(right * b["label_mask"])
+  def hits(p, state, b):
+    logits, _ = logits_of(p, state, b, False)
+    return jnp.sum((jnp.argmax(logits, -1) == b["labels"]) * b["label_mask"])
 
   return step, hits
 
@@ -269,19 +273,21 @@ def fit_graphs(config, dataset, train_idx, test_idx, seed: int
   model = make(policy=build_policy(
       config, sites_of(make(), jnp.asarray(first["x"]), **kwargs)))
   key = jax.random.key(seed)
-  params = model.init({"params": key, "dropout": key},
-                      jnp.asarray(first["x"]), train=False, **kwargs)["params"]
+  variables = model.init({"params": key, "dropout": key},
+                         jnp.asarray(first["x"]), train=False, **kwargs)
+  params = variables["params"]
+  state = {k: v for k, v in variables.items() if k == "batch_stats"}
   tx = _optimizer(config)
   step, hits = _graph_step_fns(model, tx, config.batch_size, key)
   opt_state, rng, i = tx.init(params), np.random.default_rng(seed), 0
   for _ in range(int(config.num_epochs)):
     for b in packed_batches(dataset, rng.permutation(train_idx),
                             config.batch_size, budget):
-      params, opt_state, _ = step(params, opt_state, b, i)
+      params, state, opt_state, _ = step(params, state, opt_state, b, i)
       i += 1
 
   def accuracy(idx):
-    return sum(float(hits(params, b)) for b in packed_batches(
+    return sum(float(hits(params, state, b)) for b in packed_batches(
         dataset, idx, config.batch_size, budget)) / len(idx)
 
   return {"test_accuracy": accuracy(test_idx),
@@ -289,11 +295,13 @@ def fit_graphs(config, dataset, train_idx, test_idx, seed: int
           "policy_sites": len(model.policy or {})}
 
 
-def train_graphs(config: ml_collections.ConfigDict, workdir: str
-                 ) -> Dict[str, Any]:
-  """Graph classification on fold ``config.fold``: ``results.json``."""
-  start = time.time()
-  common.ensure_writable(workdir)
+def load_graph_split(config):
+  """``(dataset, train_idx, test_idx)``: an ``ogbg-*`` folder with its
+  official split, or a TU dataset with fold ``config.fold`` of a seeded
+  stratified ``config.num_folds``-fold split."""
+  if config.dataset.startswith("ogbg"):
+    dataset = graph_data.load_ogb_graph_csv(config.data_dir)
+    return dataset, dataset.splits["train"], dataset.splits["test"]
   # Node labels one-hot, as GIN and the TU benchmarks use PROTEINS (its raw
   # node attribute is unscaled).
   dataset = graph_data.load_tu(config.data_dir, config.dataset,
@@ -303,13 +311,21 @@ def train_graphs(config: ml_collections.ConfigDict, workdir: str
   if not 0 <= config.fold < len(folds):
     raise ValueError(f"config.fold must be in [0, {len(folds)}), got "
                      f"{config.fold}.")
-  train_idx, test_idx = folds[config.fold]
+  return (dataset, *folds[config.fold])
+
+
+def train_graphs(config: ml_collections.ConfigDict, workdir: str
+                 ) -> Dict[str, Any]:
+  """Graph classification on fold ``config.fold``: ``results.json``."""
+  start = time.time()
+  common.ensure_writable(workdir)
+  dataset, train_idx, test_idx = load_graph_split(config)
   result = fit_graphs(config, dataset, train_idx, test_idx, config.seed)
   log = RunLog(workdir, int(config.num_epochs))
   log.scalars(int(config.num_epochs), {"eval/test_accuracy":
                                   result["test_accuracy"]})
   log.close()
-  result["fold"] = config.fold
+  result["fold"] = config.get("fold", -1)
   return finish(config, log, result, start)
 
 

@@ -14,7 +14,13 @@ from typing import Any, Callable, Dict
 import ml_collections
 
 from dropgraph_jax.models import model_kind
-from dropgraph_jax.training import classifier, graphs, language_model, points
+from dropgraph_jax.training import (
+  classifier,
+  cluster_gcn,
+  graphs,
+  language_model,
+  points,
+)
 from dropgraph_jax.training.common import Preempted
 
 Trainer = Callable[[ml_collections.ConfigDict, str], Dict[str, Any]]
@@ -24,6 +30,7 @@ TRAINERS: Dict[str, Trainer] = {
     "tokens": language_model.train_and_evaluate,
     "graph_nodes": graphs.train_nodes,
     "graphs": graphs.train_graphs,
+    "graph_clusters": cluster_gcn.train_clusters,
     "points": points.train_points,
 }
 
