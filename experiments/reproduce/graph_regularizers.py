@@ -68,7 +68,9 @@ def main():
           "PROTEINS, GCN, 10-fold CV x seeds")
   grid.table(f"DropGraph Table 5: {what}, {args.runs} runs per row",
              results, "test_accuracy", "test accuracy %", TASKS[args.task][1],
-             "Paper column: DropGraph Table 5 (Cora on pygcn's split).",
+             "Paper column: DropGraph Table 5 (Cora: the paper says Kipf & "
+             "Welling's split, this one; PROTEINS: 10-fold CV). Train "
+             "accuracy: eval mode on the training nodes / graphs.",
              args.out, extra={"train_eval_accuracy": "train accuracy %"},
              pairs=pairs)
 
