@@ -36,6 +36,7 @@ from __future__ import annotations
 import codecs
 import collections
 import dataclasses
+import functools
 import gzip
 import itertools
 import os
@@ -46,6 +47,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import sparse
+from sklearn.model_selection import StratifiedKFold
 
 SPLITS = ("train", "valid", "test")
 _PLANETOID = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
@@ -279,9 +281,9 @@ def _per_graph(graph, senders, receivers, features, num_graphs):
       graph[order]]
   by = np.lexsort((local[receivers], local[senders], graph[senders]))
   cuts = np.cumsum(np.bincount(graph[senders], minlength=num_graphs))[:-1]
-  cut = lambda a: np.split(a.astype(np.int32), cuts)  # noqa: E731
   return (np.split(features[order], np.cumsum(counts)[:-1]),
-          cut(local[senders[by]]), cut(local[receivers[by]]), by)
+          np.split(local[senders[by]].astype(np.int32), cuts),
+          np.split(local[receivers[by]].astype(np.int32), cuts), by)
 
 
 def _tu_features(file, n: int, node_attributes: bool) -> np.ndarray:
@@ -296,12 +298,16 @@ def _tu_features(file, n: int, node_attributes: bool) -> np.ndarray:
   return np.concatenate(parts, 1) if parts else np.ones((n, 1), np.float32)
 
 
+def _tu_file(folder: str, name: str, part: str) -> str:
+  return os.path.join(folder, f"{name}_{part}.txt")
+
+
 def load_tu(root: str, name: str = "PROTEINS", node_attributes: bool = True
             ) -> GraphDataset:
   """A TU Dortmund graph-classification set in ``root`` or ``root/name``."""
   folder = root if os.path.isfile(os.path.join(root, f"{name}_A.txt")) \
       else os.path.join(root, name)
-  file = lambda part: os.path.join(folder, f"{name}_{part}.txt")  # noqa: E731
+  file = functools.partial(_tu_file, folder, name)
   edges = _read_table(file("A"), np.int64, "load_tu", None, 2)
   graph = _column(file("graph_indicator"), "load_tu").astype(np.int64) - 1
   labels = _class_ids(file("graph_labels"), "load_tu", None)
@@ -321,7 +327,6 @@ def load_tu(root: str, name: str = "PROTEINS", node_attributes: bool = True
 def stratified_folds(labels, num_folds: int = 10, seed: int = 0
                      ) -> List[Tuple[np.ndarray, np.ndarray]]:
   """(train, test) index pairs: GIN's seeded, shuffled StratifiedKFold."""
-  from sklearn.model_selection import StratifiedKFold  # [train] extra
   labels = np.asarray(labels)
   if labels.ndim != 1 or not 2 <= num_folds <= len(labels):
     raise ValueError(f"stratified_folds: need 1-D labels and 2 <= num_folds <="

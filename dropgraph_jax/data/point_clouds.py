@@ -34,6 +34,7 @@ import glob
 import os
 from typing import List, Sequence, Tuple
 
+import h5py
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -66,7 +67,6 @@ def _h5_files(root: str, split: str) -> List[str]:
 
 
 def _read_h5(path: str) -> Tuple[np.ndarray, np.ndarray]:
-  import h5py  # only the HDF5 readers need it (a dependency of [train])
   try:
     with h5py.File(path, "r") as f:
       data, label = np.asarray(f["data"]), np.asarray(f["label"])
@@ -181,7 +181,6 @@ def write_modelnet40_h5(root: str, points: np.ndarray, labels: np.ndarray,
     raise ValueError(f"write_modelnet40_h5: need points (B, P, 3), B labels "
                      f"in [0, 255] and per_file >= 1; got {points.shape}, "
                      f"{labels.shape}, {per_file}.")
-  import h5py
   folder = os.path.join(root, FOLDER)
   os.makedirs(folder, exist_ok=True)
   paths = []

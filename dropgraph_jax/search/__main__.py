@@ -29,6 +29,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # Imported after absl parsed the flags and set the TF log level, as in
+  # dropgraph_jax/main.py: TensorFlow reads it at import.
   from dropgraph_jax.search import run as run_lib
   from dropgraph_jax.training import checkpointing
   try:

@@ -105,7 +105,7 @@ def train_points(config: ml_collections.ConfigDict, workdir: str
                for j in range(0, len(y), batch)) / len(y)
 
   result = {"test_accuracy": accuracy(xt, yt),
-            "train_eval_accuracy": accuracy(xs, ys),
+            "train_eval_accuracy": accuracy(xs, ys), "steps": total,
             "policy_sites": len(model.policy or {})}
   log.scalars(total, {"eval/test_accuracy": result["test_accuracy"]})
   log.close()
