@@ -12,6 +12,7 @@ clouds of primitive shapes, for a run without ModelNet40.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from typing import Any, Dict
 
@@ -27,20 +28,26 @@ from dropgraph_jax.training import common, graphs
 from dropgraph_jax.training.run_log import RunLog
 
 
-def load_points(config):
-  """``(train points, labels), (test points, labels), num_classes``."""
+def load_points(config, workdir: str):
+  """``(train points, labels), (test points, labels), num_classes``.
+
+  ``synthetic_shapes`` writes the generated clouds in ModelNet40's HDF5
+  layout under ``workdir/data`` and reads them back through the same
+  reader, so the run exercises the real format end to end.
+  """
+  root = config.data_dir
   if config.dataset == "synthetic_shapes":
-    train = point_clouds.synthetic_shapes(config.synthetic_per_class,
-                                          config.num_points, seed=0)
-    test = point_clouds.synthetic_shapes(config.synthetic_per_class // 4,
-                                         config.num_points, seed=1)
-  elif config.dataset == "modelnet40":
-    train = point_clouds.load_modelnet40_h5(config.data_dir, "train")
-    test = point_clouds.load_modelnet40_h5(config.data_dir, "test")
-  else:
+    root = os.path.join(workdir, "data")
+    for split, count, seed in (("train", config.synthetic_per_class, 0),
+                               ("test", config.synthetic_per_class // 4, 1)):
+      point_clouds.write_modelnet40_h5(root, *point_clouds.synthetic_shapes(
+          count, config.num_points, seed=seed), split)
+  elif config.dataset != "modelnet40":
     raise ValueError(f"config.dataset={config.dataset!r}: point datasets "
                      "are 'modelnet40' (data_dir = the folder of "
                      "modelnet40_ply_hdf5_2048) or 'synthetic_shapes'.")
+  train = point_clouds.load_modelnet40_h5(root, "train", config.num_points)
+  test = point_clouds.load_modelnet40_h5(root, "test", config.num_points)
   return train, test, int(max(train[1].max(), test[1].max())) + 1
 
 
@@ -73,7 +80,7 @@ def train_points(config: ml_collections.ConfigDict, workdir: str
   """DGCNN on point clouds: ``results.json`` with ``test_accuracy``."""
   start = time.time()
   common.ensure_writable(workdir)
-  (xs, ys), (xt, yt), classes = load_points(config)
+  (xs, ys), (xt, yt), classes = load_points(config, workdir)
   batch = config.batch_size
   steps_per_epoch = max(1, len(ys) // batch)
   total = int(config.num_epochs) * steps_per_epoch
