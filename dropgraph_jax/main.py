@@ -43,7 +43,8 @@ def main(argv):
   for cfg, workdir in runs:
     try:
       results.append(train.train_and_evaluate(cfg, workdir))
-    except (ValueError, checkpointing.CorruptCheckpointError) as e:
+    except (ValueError, checkpointing.CorruptCheckpointError,
+            train.NonFiniteLoss) as e:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
   if jax.process_index() == 0:

@@ -340,3 +340,31 @@ def test_training_subsets_are_balanced_and_fixed():
   np.testing.assert_array_equal(small.source.indices, again.source.indices)
   with pytest.raises(ValueError, match="count must be in"):
     image_data.subset(split, 0, seed=0)
+
+
+def test_tfds_is_never_downloaded(tmp_path, monkeypatch):
+  """An unprepared TFDS dataset is an error saying how to prepare it; no
+  connection is attempted and nothing is written to data_dir."""
+  import socket
+
+  from dropgraph_jax.data import images as image_data
+  calls = []
+
+  def refuse(*args, **kwargs):
+    calls.append(args)
+    raise OSError("network access in a test")
+  monkeypatch.setattr(socket.socket, "connect", refuse)
+  with pytest.raises(ValueError, match="tfds build mnist"):
+    image_data.load_split("mnist", "train", str(tmp_path))
+  assert not calls
+  assert not (tmp_path / "downloads").exists()
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_training_before_a_bad_checkpoint(tmp_path):
+  # The first update makes the parameters NaN; orbax would save step 1.
+  with pytest.raises(train.NonFiniteLoss,
+                     match="parameters are not finite at step 1.*no checkp"):
+    train.train_and_evaluate(_digits_config(learning_rate=float("nan")),
+                             str(tmp_path))
+  assert not os.listdir(tmp_path / "checkpoints")

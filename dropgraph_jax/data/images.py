@@ -110,7 +110,10 @@ def _tfds(name: str, split: str, data_dir: Optional[str]) -> Split:
   try:
     data_dir = data_dir or None
     builder = tfds.builder(name, data_dir=data_dir)
-    source = tfds.data_source(name, split=split, data_dir=data_dir)
+    # Never download: an unprepared dataset is an error that says how to
+    # prepare it, not a silent fetch into data_dir.
+    source = tfds.data_source(name, split=split, data_dir=data_dir,
+                              download=False)
   except Exception as e:  # TFDS raises several kinds for a missing dataset.
     reason = (str(e).splitlines() or [""])[0][:200]
     raise ValueError(

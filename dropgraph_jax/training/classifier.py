@@ -264,6 +264,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       state, metrics = train_step(state, batch)
       history.append(metrics)
       done = step + 1
+      if mngr.should_save(done) or done == total_steps:
+        common.check_finite_state(done, state.params, mngr.latest_step())
       if done % config.log_every_steps == 0 or done == total_steps:
         means = {f"train/{k}": float(np.mean([jax.device_get(m[k])
                                               for m in history]))
@@ -274,6 +276,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         means["train/learning_rate"] = float(lr_schedule(done))
         means["train/regularizer_rate_factor"] = means.pop(
             "train/rate_factor")
+        common.check_finite(done, means["train/loss"], mngr.latest_step())
         log(done, means)
         history, tick, tick_step = [], time.time(), done
       checkpointing.save(mngr, done, state, iterator.get_state())

@@ -12,6 +12,7 @@ import os
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -24,6 +25,40 @@ INIT_STREAM = 2**31 - 1
 
 class Preempted(RuntimeError):
   """Raised by ``config.preempt_at_step`` to simulate a killed run."""
+
+
+class NonFiniteLoss(RuntimeError):
+  """The training loss or the parameters became NaN or infinite."""
+
+
+def _stop(what: str, step: int, latest_checkpoint) -> None:
+  kept = ("no checkpoint was written" if latest_checkpoint is None else
+          f"the last checkpoint (step {latest_checkpoint}) is kept")
+  raise NonFiniteLoss(
+      f"{what} at step {step}: training stopped and {kept}. Check the "
+      "learning rate and the data; resuming from the kept checkpoint "
+      "repeats the same steps.")
+
+
+def check_finite(step: int, loss: float, latest_checkpoint) -> None:
+  """Stops a run whose mean training ``loss`` is not finite (trainers call
+  it at logging steps, where they read the loss anyway)."""
+  if not np.isfinite(loss):
+    _stop(f"training loss is {loss}", step, latest_checkpoint)
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
+
+
+def check_finite_state(step: int, params, latest_checkpoint) -> None:
+  """Before a checkpoint save: every parameter finite, or the run stops and
+  the checkpoint is not written (one reduction and host sync per save)."""
+  if not bool(_all_finite(params)):
+    _stop("parameters are not finite", step, latest_checkpoint)
 
 
 def resolved(config: ml_collections.ConfigDict, **fields

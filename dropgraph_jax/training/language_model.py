@@ -280,9 +280,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
           jax.make_array_from_process_local_data(rows, targets))
       history.append(metrics)
       done = step + 1
+      if mngr.should_save(done) or done == total_steps:
+        common.check_finite_state(done, state.params, mngr.latest_step())
       if done % config.log_every_steps == 0 or done == total_steps:
         values = {k: float(np.mean([jax.device_get(m[k]) for m in history]))
                   for k in history[0]}
+        common.check_finite(done, values["loss"], mngr.latest_step())
         elapsed = max(time.time() - tick, 1e-9)
         run_log.scalars(done, {
             "train/loss": values["loss"],

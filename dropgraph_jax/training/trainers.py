@@ -21,7 +21,7 @@ from dropgraph_jax.training import (
   language_model,
   points,
 )
-from dropgraph_jax.training.common import Preempted
+from dropgraph_jax.training.common import NonFiniteLoss, Preempted
 
 Trainer = Callable[[ml_collections.ConfigDict, str], Dict[str, Any]]
 
@@ -51,4 +51,4 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   return get_trainer(model_kind(config.model))(config, workdir)
 
 
-__all__ = ["Preempted", "TRAINERS", "get_trainer", "train_and_evaluate"]
+__all__ = ["NonFiniteLoss", "Preempted", "TRAINERS", "get_trainer", "train_and_evaluate"]
