@@ -37,8 +37,8 @@ from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models import regnet as regnet_lib
 from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.patterns import Policy, RegularizerSpec
-from dropgraph_jax.regularizers import registry, schedules
-from dropgraph_jax.training import checkpointing, common, optimizers
+from dropgraph_jax.regularizers import registry
+from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
 # Library regularizers an image model takes from config.regularizer.name
@@ -212,9 +212,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
 
-  tx, lr_schedule = optimizers.make_optimizer(config, steps_per_epoch)
-  ramp = common.ramp_steps(config, steps_per_epoch, total_steps)
-  rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
+  tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
+      config, steps_per_epoch, total_steps)
   base_key = jax.random.key(config.seed)
 
   def init(key):

@@ -17,6 +17,8 @@ import ml_collections
 import numpy as np
 
 from dropgraph_jax.patterns import Policy
+from dropgraph_jax.regularizers import schedules
+from dropgraph_jax.training import optimizers
 
 # fold_in index of the initialisation key: a stream no training step uses
 # (step keys are fold_in(key, step) with step < 2**31 - 1).
@@ -71,6 +73,15 @@ def resolved(config: ml_collections.ConfigDict, **fields
       setattr(config, name, value)
   config.lock()
   return config
+
+
+def optimizer_and_ramp(config, steps_per_epoch: int, total_steps: int):
+  """``(tx, lr_schedule, rate_factor_fn)``: the optimizer of
+  :mod:`optimizers` and the regularizer ramp as a traced rate factor."""
+  tx, lr_schedule = optimizers.make_optimizer(config, steps_per_epoch)
+  ramp = ramp_steps(config, steps_per_epoch, total_steps)
+  return tx, lr_schedule, schedules.progress(ramp,
+                                             config.regularizer.schedule)
 
 
 def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:

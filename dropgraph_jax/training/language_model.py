@@ -58,8 +58,7 @@ from dropgraph_jax.models.transformer_xl import (
   variational_policy,
 )
 from dropgraph_jax.patterns import Policy
-from dropgraph_jax.regularizers import schedules
-from dropgraph_jax.training import checkpointing, common, optimizers
+from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
 LM_REGULARIZERS = ("none", "variational_dropout", "autodropout_paper",
@@ -217,9 +216,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   mesh = common.data_mesh(config)
   rows = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
-  tx, lr_schedule = optimizers.make_optimizer(config, segments_per_epoch)
-  ramp = common.ramp_steps(config, segments_per_epoch, total_steps)
-  rate_factor_fn = schedules.progress(ramp, config.regularizer.schedule)
+  tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
+      config, segments_per_epoch, total_steps)
   base_key = jax.random.key(config.seed)
 
   def init(key):
