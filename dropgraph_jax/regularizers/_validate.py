@@ -80,6 +80,10 @@ def check_rank(fn: str, x: jax.Array, ranks: Sequence[int], layout: str,
 
 
 def check_key(fn: str, key) -> None:
+  if type(key).__name__ in ("Rngs", "RngStream"):  # flax.nnx, not imported
+    raise ValueError(f"{fn}: key must be a JAX key, got an nnx "
+                     f"{type(key).__name__}; pass key=rngs.dropout() (or use "
+                     "the modules of dropgraph_jax.nnx_layers).")
   if key is None:
     raise ValueError(f"{fn}: key is required when train=True and rate > 0; "
                      "pass key=jax.random.key(seed).")
