@@ -93,16 +93,23 @@ def test_a_few_steps_on_tfds_mock_cifar10(tmp_path):
 
 @pytest.mark.slow
 def test_kill_and_resume_gives_the_uninterrupted_parameters(tmp_path):
-  straight = train.train_and_evaluate(_digits_config(),
+  straight = train.train_and_evaluate(_digits_config(log_every_steps=2),
                                       str(tmp_path / "straight"))
   killed = str(tmp_path / "killed")
   with pytest.raises(train.Preempted):
-    train.train_and_evaluate(_digits_config(preempt_at_step=6), killed)
+    train.train_and_evaluate(_digits_config(preempt_at_step=6,
+                                            log_every_steps=2), killed)
   # Killed after step 6: the latest checkpoint is step 4; steps 5-6 redone.
   assert max(int(s) for s in os.listdir(os.path.join(killed,
                                                      "checkpoints"))) == 4
-  resumed = train.train_and_evaluate(_digits_config(), killed)
+  resumed = train.train_and_evaluate(_digits_config(log_every_steps=2),
+                                     killed)
   assert _params_equal(straight["state"].params, resumed["state"].params)
+  # Step 6 was logged before the kill and again after the resume: once.
+  def steps(run):
+    with open(os.path.join(run, "log.txt")) as f:
+      return [json.loads(line)["step"] for line in f]
+  assert steps(killed) == steps(str(tmp_path / "straight"))
   assert _params_equal(straight["state"].batch_stats,
                        resumed["state"].batch_stats)
   assert straight["test_accuracy"] == resumed["test_accuracy"]

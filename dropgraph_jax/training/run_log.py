@@ -2,7 +2,9 @@
 
 * TensorBoard summaries through clu's default metric writer;
 * ``log.txt``: one JSON object per logged step (``{"step": s, ...}``),
-  appended, so a resumed run continues the same file;
+  appended, so a resumed run continues the same file; a resume first drops
+  the rows past the checkpoint it resumes from (those steps run again), so
+  the file holds each step once however often a run is resumed;
 * a tqdm progress bar with ETA when stderr is an interactive terminal;
 * ``results.json`` at the end (:meth:`RunLog.write_results`).
 
@@ -21,6 +23,17 @@ from clu import metric_writers
 from tqdm import tqdm
 
 
+def _truncate_after(path: str, step: int) -> None:
+  """Keeps the rows of ``path`` up to ``step`` (written atomically)."""
+  with open(path) as f:
+    rows = [line for line in f if line.strip() and
+            json.loads(line).get("step", 0) <= step]
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(rows)
+  os.replace(tmp, path)
+
+
 class RunLog:
   """Scalar metrics to TensorBoard and ``log.txt``, plus a progress bar."""
 
@@ -29,8 +42,10 @@ class RunLog:
     self.lead = jax.process_index() == 0
     self.writer = metric_writers.create_default_writer(
         workdir, just_logging=not self.lead)
-    self.file = open(os.path.join(workdir, "log.txt"), "a") if self.lead \
-        else None
+    path = os.path.join(workdir, "log.txt")
+    if self.lead and start_step and os.path.exists(path):
+      _truncate_after(path, start_step)
+    self.file = open(path, "a") if self.lead else None
     self.bar = None
     if self.lead and sys.stderr.isatty():
       self.bar = tqdm(total=total_steps, initial=start_step, desc="train")
