@@ -106,6 +106,7 @@ def test_graph_weights_get_their_own_optimizer_and_are_stripped_for_export():
     exported.graph(X, deterministic=False)
 
 
+@pytest.mark.slow
 def test_the_resnet_family_trains_and_evaluates_from_nnx_through_the_bridge():
   """Linen models with a policy run under ``nnx.bridge.ToNNX``: a step
   with ``nnx.Optimizer`` (batch statistics updated through
