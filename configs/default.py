@@ -88,6 +88,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.keep_checkpoints = 3
   config.async_checkpointing = True
   config.preempt_at_step = 0          # testing hook: simulate a kill
+  config.allow_config_change = False  # resume with changed fields (see
+                                      # training.common.record_config)
   config.compare_baseline = False     # also train with regularizer 'none'
   return config
 

@@ -375,3 +375,22 @@ def test_a_nan_loss_stops_training_before_a_bad_checkpoint(tmp_path):
     train.train_and_evaluate(_digits_config(learning_rate=float("nan")),
                              str(tmp_path))
   assert not os.listdir(tmp_path / "checkpoints")
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_config_names_the_fields(tmp_path):
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(_digits_config(preempt_at_step=4),
+                             str(tmp_path))
+  with pytest.raises(ValueError, match=r"batch_size: 16 -> 32.*never change"):
+    train.train_and_evaluate(_digits_config(batch_size=32), str(tmp_path))
+  with pytest.raises(ValueError,
+                     match=r"learning_rate: 0.05 -> 0.01.*allow_config_change"):
+    train.train_and_evaluate(_digits_config(learning_rate=0.01),
+                             str(tmp_path))
+  results = train.train_and_evaluate(
+      _digits_config(learning_rate=0.01, allow_config_change=True),
+      str(tmp_path))
+  assert results["steps"] == 12
+  saved = json.loads((tmp_path / "config.json").read_text())
+  assert saved["learning_rate"] == 0.01

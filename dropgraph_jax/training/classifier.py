@@ -236,6 +236,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                save_every=config.checkpoint_every_steps,
                                keep=config.keep_checkpoints,
                                async_save=config.async_checkpointing)
+  common.record_config(workdir, config, mngr.latest_step() is not None)
   restored = checkpointing.restore_latest(mngr, state)
   start_step = 0
   if restored is not None:

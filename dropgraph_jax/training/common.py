@@ -8,6 +8,7 @@ module; it imports neither of them.
 from __future__ import annotations
 
 import copy
+import json
 import os
 from typing import Sequence
 
@@ -82,6 +83,53 @@ def optimizer_and_ramp(config, steps_per_epoch: int, total_steps: int):
   ramp = ramp_steps(config, steps_per_epoch, total_steps)
   return tx, lr_schedule, schedules.progress(ramp,
                                              config.regularizer.schedule)
+
+
+# Fields a resumed run may never change (the state would not be the one
+# its checkpoint continues), and fields that never matter to a resume.
+FIXED_ON_RESUME = ("model", "model_kwargs", "dataset", "train_split",
+                   "train_examples", "data_seed", "seed", "batch_size",
+                   "num_train_steps", "regularizer.name", "dtype", "seq_len",
+                   "mem_len")
+IGNORED_ON_RESUME = ("preempt_at_step", "allow_config_change",
+                     "compare_baseline")
+
+
+def _flat(tree, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    name = f"{prefix}{key}"
+    out.update(_flat(value, name + ".") if isinstance(value, dict)
+               else {name: value})
+  return out
+
+
+def record_config(workdir: str, config, resuming: bool) -> None:
+  """Writes the resolved config to ``workdir/config.json``; on a resume,
+  first compares it with the stored one and refuses a changed field,
+  naming it, unless ``config.allow_config_change`` (never for
+  :data:`FIXED_ON_RESUME`)."""
+  path = os.path.join(workdir, "config.json")
+  current = _flat(json.loads(config.to_json_best_effort()))
+  if resuming and os.path.exists(path):
+    with open(path) as f:
+      stored = _flat(json.load(f))
+    changed = sorted(k for k in set(stored) | set(current)
+                     if stored.get(k) != current.get(k) and
+                     not k.startswith(IGNORED_ON_RESUME))
+    fixed = [k for k in changed if k.startswith(FIXED_ON_RESUME)]
+    if fixed or (changed and not config.get("allow_config_change", False)):
+      shown = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}"
+                        for k in (fixed or changed)[:8])
+      fix = ("these can never change on a resume; use another --workdir"
+             if fixed else "pass --config.allow_config_change=True to "
+             "continue with the new values, or another --workdir")
+      raise ValueError(f"workdir {workdir!r} holds a run of another config "
+                       f"({shown}): {fix}.")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=1, sort_keys=True))
+  os.replace(tmp, path)
 
 
 def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:
