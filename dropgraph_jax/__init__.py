@@ -31,11 +31,12 @@ from dropgraph_jax.regularizers.dropout import (
                                                 word_dropout,
 )
 from dropgraph_jax.regularizers.graph_signal import (
-                                                     graph_disout,
-                                                     graph_dropgraph,
-                                                     graph_dropout,
-                                                     graph_spatial_dropout,
+                                                graph_disout,
+                                                graph_dropgraph,
+                                                graph_dropout,
+                                                graph_spatial_dropout,
 )
+from dropgraph_jax.regularizers.random_bits import per_shard_key
 
 # The DropGraph module under its 0.1 name (init_params, param_shapes, ...);
 # new code imports dropgraph_jax.regularizers.dropgraph.
@@ -55,6 +56,7 @@ __all__ = [
     "graph_spatial_dropout",
     "layers",
     "partial_graph",
+    "per_shard_key",
     "registry",
     "schedules",
     "spatial_dropout",

@@ -69,3 +69,25 @@ def test_channel_sharded_block_masks_match_unsharded(name, mesh):
   assert y_sharded.sharding.spec[3] == "data"
   np.testing.assert_allclose(np.asarray(y_sharded), np.asarray(apply(x, key)),
                              rtol=1e-6)
+
+
+def test_shard_map_users_get_distinct_masks_per_shard(mesh):
+  """With one key inside shard_map every shard draws the same mask;
+  per_shard_key folds the shard index in, and the 8 masks differ."""
+  import dropgraph_jax as dg
+  x = jax.device_put(jnp.ones((8 * 4, 64)), NamedSharding(mesh, P("data")))
+
+  def body(x, key, fold):
+    key = dg.per_shard_key(key, "data") if fold else key
+    return dg.dropout(x, key=key, rate=0.5, train=True)
+
+  def masks(fold):
+    fn = jax.shard_map(lambda x, k: body(x, k, fold), mesh=mesh,
+                       in_specs=(P("data"), P()), out_specs=P("data"))
+    out = np.asarray(jax.jit(fn)(x, jax.random.key(0))) != 0
+    return [tuple(m.ravel()) for m in out.reshape(8, -1)]
+
+  assert len(set(masks(False))) == 1
+  assert len(set(masks(True))) == 8
+  with pytest.raises(ValueError, match="axis_names must name"):
+    dg.per_shard_key(jax.random.key(0), ())

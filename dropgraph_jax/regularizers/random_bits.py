@@ -211,3 +211,27 @@ def normal(key: jax.Array, shape: Sequence[int], dtype=jnp.float32,
   u2 = uniform(key, shape, jnp.float32, rng, stream=2, like=like)
   z = jnp.sqrt(-2.0 * jnp.log(u1)) * jnp.cos((2.0 * np.pi) * u2)
   return z.astype(dtype)
+
+
+def per_shard_key(key: jax.Array, axis_names) -> jax.Array:
+  """Inside ``jax.shard_map``: ``key`` folded with this shard's index along
+  ``axis_names`` (a name or a tuple of names), so every shard draws its own
+  masks.
+
+  Under ``jax.jit`` with sharded arrays the masks already differ per shard
+  (they hash global positions). Under ``shard_map`` each shard sees a local
+  array, so one key would give every shard the same mask::
+
+      def body(x, key):
+        key = dg.per_shard_key(key, "data")
+        return dg.dropout(x, key=key, rate=0.1, train=True)
+      jax.shard_map(body, mesh=mesh, in_specs=(P("data"), P()),
+                    out_specs=P("data"))(x, key)
+  """
+  names = (axis_names,) if isinstance(axis_names, str) else tuple(axis_names)
+  if not names:
+    raise ValueError("per_shard_key: axis_names must name at least one mesh "
+                     "axis, got an empty tuple.")
+  for name in names:
+    key = jax.random.fold_in(key, jax.lax.axis_index(name))
+  return key
