@@ -369,12 +369,13 @@ def test_tfds_is_never_downloaded(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_a_nan_loss_stops_training_before_a_bad_checkpoint(tmp_path):
-  # The first update makes the parameters NaN; orbax would save step 1.
+  # A huge learning rate: finite after step 1 (saved), inf by step 4,
+  # which is refused before it is saved: the good checkpoint stays.
   with pytest.raises(train.NonFiniteLoss,
-                     match="parameters are not finite at step 1.*no checkp"):
-    train.train_and_evaluate(_digits_config(learning_rate=float("nan")),
+                     match=r"not finite at step 4.*checkpoint \(step 1\) is"):
+    train.train_and_evaluate(_digits_config(learning_rate=1e38),
                              str(tmp_path))
-  assert not os.listdir(tmp_path / "checkpoints")
+  assert os.listdir(tmp_path / "checkpoints") == ["1"]
 
 
 @pytest.mark.slow
@@ -394,3 +395,17 @@ def test_a_resume_with_another_config_names_the_fields(tmp_path):
   assert results["steps"] == 12
   saved = json.loads((tmp_path / "config.json").read_text())
   assert saved["learning_rate"] == 0.01
+
+
+@pytest.mark.parametrize("field,value", [
+    ("eval_batch_size", 0), ("log_every_steps", 0),
+    ("checkpoint_every_steps", 0), ("keep_checkpoints", 0),
+    ("num_train_steps", -5), ("learning_rate", float("nan")),
+    ("num_epochs", -1.0)])
+def test_numeric_fields_are_checked_before_any_work(tmp_path, field, value):
+  config = _digits_config()
+  with config.unlocked():
+    config[field] = value
+  with pytest.raises(ValueError, match=f"config.{field} must be"):
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()

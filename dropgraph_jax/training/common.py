@@ -176,11 +176,38 @@ def data_mesh(config) -> jax.sharding.Mesh:
                            axis_types=(jax.sharding.AxisType.Auto,))
 
 
+# Numeric fields every trainer reads: name -> (smallest value, kind).
+NUMERIC_FIELDS = {
+    "batch_size": (1, int), "eval_batch_size": (1, int),
+    "log_every_steps": (1, int), "checkpoint_every_steps": (1, int),
+    "keep_checkpoints": (1, int), "num_train_steps": (0, int),
+    "num_epochs": (0, float), "learning_rate": (0, float),
+    "weight_decay": (0, float), "eval_every_epochs": (0, float),
+}
+
+
+def _check_number(name: str, value, low, kind) -> None:
+  ok = isinstance(value, (int, float, np.integer, np.floating)) and not \
+      isinstance(value, bool) and np.isfinite(value) and value >= low and \
+      (kind is float or float(value).is_integer())
+  if not ok:
+    what = "an integer" if kind is int else "a finite number"
+    raise ValueError(f"config.{name} must be {what} >= {low}, got "
+                     f"{value!r}.")
+
+
+def check_numbers(config) -> None:
+  """Every field of :data:`NUMERIC_FIELDS` the config has, before any
+  work: a clear error instead of a ZeroDivisionError or a run that deletes
+  its own checkpoints (keep_checkpoints=0) or trains on NaN."""
+  for name, (low, kind) in NUMERIC_FIELDS.items():
+    if name in config:
+      _check_number(name, config[name], low, kind)
+
+
 def check_batch_sizes(config) -> None:
   """Batch sizes positive and divisible by the device count."""
-  if config.batch_size < 1:
-    raise ValueError(f"config.batch_size must be >= 1, got "
-                     f"{config.batch_size}.")
+  check_numbers(config)
   count = len(devices(config))
   for name in ("batch_size", "eval_batch_size"):
     if getattr(config, name) % count:
