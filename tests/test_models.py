@@ -26,10 +26,10 @@ from dropgraph_jax.patterns import (
 )
 
 TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))  # image / tokens
-# A training step compiles a whole network; EfficientNet's (7 stages of
-# MBConv blocks, ~20 s to compile here) goes to the slow tier.
-TINY_STEP = [pytest.param(n, marks=pytest.mark.slow)
-             if n.startswith("efficientnet") else n for n in TINY]
+# A training step compiles a whole network (5-20 s each here): the fast
+# tier keeps ResNet's, the slow tier runs every family.
+TINY_STEP = [n if n == "resnet_tiny" else pytest.param(n, marks=pytest.mark.slow)
+             for n in TINY]
 
 # Published parameter counts (exact values of the reference architectures).
 PUBLISHED = {
@@ -171,6 +171,7 @@ def test_bfloat16_compute_with_float32_params(name):
   assert np.isfinite(np.asarray(logits)).all()
 
 
+@pytest.mark.slow
 def test_transformer_xl_memory_equals_full_context():
   base = get_model("transformer_xl_tiny").config
   seg_len = base.tgt_len
@@ -251,6 +252,7 @@ def _recording_disout(monkeypatch):
   return calls
 
 
+@pytest.mark.slow
 def test_disout_sites_read_the_next_convolution(monkeypatch):
   """Each Disout site scales its noise by the kernel of the convolution
   that reads its output (the reference's ``weight_behind``), and the noise

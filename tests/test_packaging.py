@@ -95,6 +95,7 @@ def test_package_has_no_import_cycles():
       visit(name, [name])
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone():
   """Each module imports in a fresh interpreter (catches order-dependent
   imports that a shared test process hides)."""
