@@ -4,6 +4,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -344,3 +345,31 @@ def test_rescale_divides_by_the_kept_fraction():
   factor = kept.size / kept.sum()
   assert factor > 1.05
   np.testing.assert_allclose(scaled, plain * factor, rtol=1e-5, atol=1e-6)
+
+
+def test_strip_and_labels_find_graph_weights_by_place_not_prefix():
+  """A user's module named ``graph_encoder`` survives stripping; the
+  labels give exactly DropGraph's weights to their own optimizer."""
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x, train):
+      x = nn.Dense(8, name="graph_encoder")(x)
+      x = layers.DropGraph(rate=0.2, block_size=1)(
+          x, deterministic=not train)
+      return nn.Dense(3, name="head")(x)
+
+  x = jnp.ones((2, 4, 4, 8))
+  net = Net()
+  params = net.init({"params": jax.random.key(0),
+                     "dropout": jax.random.key(1)}, x, True)["params"]
+  stripped = dg.strip_graph_params(params)
+  assert set(stripped) == {"graph_encoder", "head"}
+  np.testing.assert_array_equal(net.apply({"params": stripped}, x, False),
+                                net.apply({"params": params}, x, False))
+  labels = pg.graph_param_labels(params)
+  assert labels["graph_encoder"] == {"kernel": "backbone", "bias": "backbone"}
+  assert set(labels["DropGraph_0"].values()) == {"graph"}
+  tx = optax.multi_transform({"backbone": optax.sgd(0.1),
+                              "graph": optax.adam(1e-3)}, labels)
+  assert jax.tree.leaves(tx.init(params))

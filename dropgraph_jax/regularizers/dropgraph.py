@@ -56,6 +56,7 @@ tree (:func:`strip_graph_params`).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Optional, Tuple
 
 import jax
@@ -388,22 +389,58 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
   return y
 
 
+@functools.lru_cache(maxsize=None)
+def _all_param_names() -> frozenset:
+  """Every parameter name a DropGraph module can have (any options)."""
+  return frozenset(name for adjacency in ADJACENCIES
+                   for generator in GENERATORS
+                   for name in param_shapes((1, 8, 8, 16), adjacency=adjacency,
+                                            generator=generator))
+
+
+def _is_graph_module(node: Any) -> bool:
+  """A DropGraph module's own parameter dict: only its weights, as leaves."""
+  return (hasattr(node, "items") and bool(node) and
+          all(isinstance(k, str) and k in _all_param_names() and
+              not hasattr(val, "items") for k, val in node.items()))
+
+
 def strip_graph_params(tree: Any) -> Any:
-  """Removes every DropGraph weight from a (nested) parameter dict.
+  """Removes every DropGraph module's weights from a parameter dict.
 
   DropGraph is skipped at inference, so an exported model needs none of its
   weights: ``model.apply({'params': strip_graph_params(params)}, x,
-  train=False)`` gives the same output as with the full tree. Entries whose
-  name starts with ``graph_`` are removed, then any dict left empty.
+  train=False)`` gives the same output as with the full tree. A module's
+  weights are found by their place, a dict that holds DropGraph's weights
+  and nothing else, not by a name prefix: a user's module named
+  ``graph_encoder`` is kept. Dicts left empty are removed.
   """
-  if not isinstance(tree, dict) and not hasattr(tree, "items"):
+  if not hasattr(tree, "items"):
     return tree
   out = {}
   for name, sub in tree.items():
-    if isinstance(name, str) and name.startswith(PARAM_PREFIX):
+    if _is_graph_module(sub):
       continue
     sub = strip_graph_params(sub)
     if hasattr(sub, "items") and not sub:
       continue
     out[name] = sub
   return out
+
+
+def graph_param_labels(tree: Any, graph: str = "graph",
+                       other: str = "backbone") -> Any:
+  """The same tree with every leaf replaced by ``graph`` (a DropGraph
+  weight) or ``other``: the labels ``optax.multi_transform`` takes to give
+  the graph weights their own optimizer::
+
+      tx = optax.multi_transform({"backbone": optax.sgd(0.1),
+                                  "graph": optax.adam(1e-3)},
+                                 dropgraph_lib.graph_param_labels(params))
+  """
+  if _is_graph_module(tree):
+    return {name: graph for name in tree}
+  if not hasattr(tree, "items"):
+    return other
+  return {name: graph_param_labels(sub, graph, other)
+          for name, sub in tree.items()}
