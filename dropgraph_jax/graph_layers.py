@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from dropgraph_jax.layers import _Regularizer
+from dropgraph_jax.layers import _Regularizer, generator
 from dropgraph_jax.regularizers import _validate as v
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
 from dropgraph_jax.regularizers import graph_signal
@@ -52,9 +52,10 @@ class GraphDisout(_Regularizer):
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
-               rate=None, next_weight: Optional[jax.Array] = None
-               ) -> jax.Array:
-    return self._apply(x, deterministic, rate, next_weight=next_weight)
+               rate=None, next_weight: Optional[jax.Array] = None,
+               rng: Optional[jax.Array] = None) -> jax.Array:
+    return self._apply(x, deterministic, rate, key=rng,
+                       next_weight=next_weight)
 
 
 class GraphDropGraph(nn.Module):
@@ -76,7 +77,8 @@ class GraphDropGraph(nn.Module):
   vertex_gradient: bool = False
   deterministic: Optional[bool] = None
   rng_collection: str = "dropout"
-  rng: str = "hash"
+  rng_impl: str = "hash"
+  rng: Optional[str] = None  # deprecated name of rng_impl
   param_dtype: Any = jnp.float32
 
   def _params(self, x_shape):
@@ -90,7 +92,7 @@ class GraphDropGraph(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
-               rate=None) -> jax.Array:
+               rate=None, rng: Optional[jax.Array] = None) -> jax.Array:
     deterministic = nn.merge_param("deterministic", self.deterministic,
                                    deterministic)
     rate = self.rate if rate is None else rate
@@ -98,12 +100,12 @@ class GraphDropGraph(nn.Module):
     params = None
     if train or self.is_initializing():
       params = self._params(x.shape)
-    key = None
-    if train and v.static_value(rate) != 0.0:
+    key = rng if train else None
+    if train and key is None and v.static_value(rate) != 0.0:
       key = self.make_rng(self.rng_collection)
     return graph_signal.graph_dropgraph(
         x, params, key=key, rate=rate, train=train, alpha=self.alpha,
         adjacency=self.adjacency, generator=self.generator,
         temperature=self.temperature, reduction=self.reduction,
         share_channels=self.share_channels, rescale=self.rescale,
-        vertex_gradient=self.vertex_gradient, rng=self.rng)
+        vertex_gradient=self.vertex_gradient, rng=generator(self))

@@ -11,11 +11,18 @@ constructed rate without recompiling::
     model.apply(variables, x, rngs={'dropout': key})
 
 No key is drawn when the layer is deterministic or its rate is a static 0,
-so such a layer needs no ``'dropout'`` rng at all.
+so such a layer needs no ``'dropout'`` rng at all. As with
+``flax.linen.Dropout``, a key may also be passed at the call
+(``layer(x, False, rng=key)``); the generator (the fused hash or
+``jax.random``) is the field ``rng_impl`` ('hash' or 'jax'). The field
+``rng`` meant the generator before 0.2 and is deprecated. ``rate=1.0`` is
+refused with a ValueError (flax returns zeros): a regularizer that drops
+everything has no kept fraction to rescale by.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import flax.linen as nn
@@ -35,13 +42,25 @@ from dropgraph_jax.regularizers.dropout import (
 )
 
 
+def generator(layer) -> str:
+  """The layer's mask generator, honouring the deprecated ``rng`` field."""
+  if layer.rng is not None:
+    warnings.warn(f"{type(layer).__name__}: the field 'rng' (the mask "
+                  "generator) is deprecated; use rng_impl='hash' or 'jax'. "
+                  "rng= at the call now takes a key, as flax's Dropout.",
+                  DeprecationWarning, stacklevel=3)
+    return layer.rng
+  return layer.rng_impl
+
+
 class _Regularizer(nn.Module):
   """Shared plumbing: merge ``deterministic``, draw a key, call ``_fn``."""
 
   rate: float = 0.0
   deterministic: Optional[bool] = None
   rng_collection: str = "dropout"
-  rng: str = "hash"
+  rng_impl: str = "hash"
+  rng: Optional[str] = None  # deprecated name of rng_impl
 
   # The pure function each subclass wraps: a plain class attribute (no
   # annotation), so it is not a module field / constructor argument.
@@ -50,21 +69,21 @@ class _Regularizer(nn.Module):
   def _options(self) -> Dict[str, Any]:
     return {}
 
-  def _apply(self, x, deterministic, rate, **extra):
+  def _apply(self, x, deterministic, rate, key=None, **extra):
     deterministic = nn.merge_param("deterministic", self.deterministic,
                                    deterministic)
     rate = self.rate if rate is None else rate
     train = not deterministic
-    key = None
-    if train and v.static_value(rate) != 0.0:
+    if train and key is None and v.static_value(rate) != 0.0:
       key = self.make_rng(self.rng_collection)
-    return type(self)._fn(x, key=key, rate=rate, train=train, rng=self.rng,
-                          **self._options(), **extra)
+    return type(self)._fn(x, key=key if train else None, rate=rate,
+                          train=train, rng=generator(self), **self._options(),
+                          **extra)
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
-               rate=None) -> jax.Array:
-    return self._apply(x, deterministic, rate)
+               rate=None, rng: Optional[jax.Array] = None) -> jax.Array:
+    return self._apply(x, deterministic, rate, key=rng)
 
 
 class Dropout(_Regularizer):
@@ -130,9 +149,9 @@ class Disout(DropBlock):
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
-               rate=None, next_conv_kernel: Optional[jax.Array] = None
-               ) -> jax.Array:
-    return self._apply(x, deterministic, rate,
+               rate=None, next_conv_kernel: Optional[jax.Array] = None,
+               rng: Optional[jax.Array] = None) -> jax.Array:
+    return self._apply(x, deterministic, rate, key=rng,
                        next_conv_kernel=next_conv_kernel)
 
 
@@ -158,12 +177,13 @@ class DropGraph(nn.Module):
   vertex_gradient: bool = False
   deterministic: Optional[bool] = None
   rng_collection: str = "dropout"
-  rng: str = "hash"
+  rng_impl: str = "hash"
+  rng: Optional[str] = None  # deprecated name of rng_impl
   param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
-               rate=None) -> jax.Array:
+               rate=None, rng: Optional[jax.Array] = None) -> jax.Array:
     deterministic = nn.merge_param("deterministic", self.deterministic,
                                    deterministic)
     rate = self.rate if rate is None else rate
@@ -176,8 +196,8 @@ class DropGraph(nn.Module):
       params = {name: self.param(name, dropgraph_lib.param_initializer(name),
                                  shape, self.param_dtype)
                 for name, shape in sorted(shapes.items())}
-    key = None
-    if train and v.static_value(rate) != 0.0:
+    key = rng if train else None
+    if train and key is None and v.static_value(rate) != 0.0:
       key = self.make_rng(self.rng_collection)
     return dropgraph_lib.dropgraph(
         x, params, key=key, rate=rate, train=train, alpha=self.alpha,
@@ -185,4 +205,4 @@ class DropGraph(nn.Module):
         generator=self.generator, temperature=self.temperature,
         reduction=self.reduction, share_channels=self.share_channels,
         rescale=self.rescale, clip_block_size=self.clip_block_size,
-        vertex_gradient=self.vertex_gradient, rng=self.rng)
+        vertex_gradient=self.vertex_gradient, rng=generator(self))

@@ -104,3 +104,18 @@ def test_layer_inside_a_model_and_deterministic_attribute():
   assert eval_out.shape == train_out.shape == ()
   with pytest.raises(Exception, match="dropout"):
     Net().apply(params, x, True)  # no rng given for the dropout collection
+
+
+def test_linen_layers_take_a_key_at_the_call_like_flax_dropout():
+  x = jnp.ones((2, 8, 8, 16))
+  layer = layers.DropBlock(rate=0.3, block_size=3)
+  key = jax.random.key(5)
+  a = layer.apply({}, x, False, rng=key)  # no 'dropout' rng collection
+  np.testing.assert_array_equal(a, layer.apply({}, x, False, rng=key))
+  assert not np.array_equal(a, layer.apply({}, x, False,
+                                           rng=jax.random.key(6)))
+  assert layer.apply({}, x, True, rng=key) is not None
+  with pytest.warns(DeprecationWarning, match="use rng_impl"):
+    layers.Dropout(rate=0.3, rng="jax").apply({}, x, False, rng=key)
+  with pytest.raises(ValueError, match="rate of 1 would drop every unit"):
+    layers.Dropout(rate=1.0).apply({}, x, False, rng=key)

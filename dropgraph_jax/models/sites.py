@@ -67,6 +67,8 @@ class Site(nn.Module):
     if isinstance(spec, RegularizerSpec) and spec.kind in PARAM_MODULES:
       opts = dict(spec.options)
       opts.pop("rate")
+      if "rng" in opts:  # the function's generator option is the field
+        opts["rng_impl"] = opts.pop("rng")  # rng_impl of the modules
       module = PARAM_MODULES[spec.kind]
       return module(rate=spec.options["rate"], name=spec.kind, **opts)(
           x, deterministic=not train, rate=rate)

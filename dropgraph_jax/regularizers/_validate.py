@@ -60,7 +60,11 @@ def check_rate(fn: str, rate: Rate, name: str = "rate",
   ok = 0.0 <= value <= 1.0 if upper_inclusive else 0.0 <= value < 1.0
   if not ok:
     interval = "[0, 1]" if upper_inclusive else "[0, 1)"
-    raise ValueError(f"{fn}: {name} must be in {interval}, got {value!r}.")
+    why = ("; a rate of 1 would drop every unit and divide by a kept "
+           "fraction of 0 (flax's nn.Dropout returns zeros there); to zero "
+           "a tensor, multiply it by 0" if value == 1.0 else "")
+    raise ValueError(f"{fn}: {name} must be in {interval}, got "
+                     f"{value!r}{why}.")
   return value
 
 
