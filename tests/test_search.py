@@ -471,3 +471,11 @@ def test_image_proxy_augments_like_the_final_training():
   # Held-out images are never augmented.
   np.testing.assert_array_equal(next(plain.val_batches())[0],
                                 next(aug.val_batches())[0])
+
+
+def test_a_nan_controller_update_stops_the_search(tmp_path):
+  config = _search_config(**{"search.learning_rate": float("nan"),
+                             "search.num_jobs": 12})
+  with pytest.raises(FloatingPointError, match="search update 1: .*not "
+                     "finite"):
+    run.run_search(config, str(tmp_path))

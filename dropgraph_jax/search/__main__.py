@@ -35,7 +35,8 @@ def main(argv):
   from dropgraph_jax.training import checkpointing
   try:
     summary = run_lib.run_search(FLAGS.config, FLAGS.workdir)
-  except (ValueError, checkpointing.CorruptCheckpointError) as e:
+  except (ValueError, FloatingPointError,
+          checkpointing.CorruptCheckpointError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(f"\n{'method':10s} {'jobs':>5s} {'failed':>6s} {'updates':>7s} "

@@ -50,6 +50,12 @@ METHODS = ("reinforce", "random")
 RANDOM_STREAM = 1  # numpy seed-sequence tag of random search's draws
 
 
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
+                            for x in jax.tree.leaves(tree)]))
+
+
 class SearchPreempted(RuntimeError):
   """Raised by ``preempt_after_jobs`` to simulate a killed search."""
 
@@ -192,6 +198,12 @@ class Search:
           jnp.asarray([j["tokens"] for j in batch], jnp.int32),
           jnp.asarray([j["log_prob"] for j in batch], jnp.float32),
           jnp.asarray(rewards), jnp.float32(baseline))
+      if not (np.isfinite(float(loss)) and bool(_all_finite(params))):
+        raise FloatingPointError(
+            f"search update {self.meta['updates'] + 1}: the controller's loss"
+            f" ({float(loss)}) or parameters are not finite; the search "
+            "stopped before saving them (the last checkpoint is kept). Check "
+            "search.learning_rate and the rewards.")
       self.tree["params"], self.tree["opt_state"] = params, opt_state
       self.meta["baseline"] = reinforce.update_baseline(
           baseline, rewards, self.cfg.baseline_decay)
