@@ -18,12 +18,19 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
+flags.DEFINE_bool("info_logs", False, "Show absl / orbax INFO log lines "
+                  "(hundreds per run; off by default).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
   del argv
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  # TensorFlow only reads data here; its oneDNN kernels are never used, and
+  # turning them off also drops their start-up banner.
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+  if not FLAGS.info_logs:  # orbax logs every checkpoint step at INFO
+    logging.set_verbosity(logging.WARNING)
   import jax  # after absl parsed flags
 
   from dropgraph_jax.training import checkpointing
@@ -41,6 +48,11 @@ def main(argv):
     runs.append((baseline, os.path.join(FLAGS.workdir, "baseline")))
   results = []
   for cfg, workdir in runs:
+    if jax.process_index() == 0:
+      print(f"{cfg.model} on {cfg.dataset}, regularizer "
+            f"{cfg.regularizer.name}, {jax.device_count()} "
+            f"{jax.default_backend()} device(s), workdir {workdir} "
+            "(compiling, then training)...", flush=True)
     try:
       results.append(train.train_and_evaluate(cfg, workdir))
     except (ValueError, checkpointing.CorruptCheckpointError,
