@@ -18,7 +18,6 @@ the parameters of an uninterrupted run (tested).
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any, Dict, Optional
 
@@ -232,12 +231,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       num_threads=config.input_threads,
       prefetch_buffer_size=config.prefetch_batches)))
 
-  mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
-                               save_every=config.checkpoint_every_steps,
-                               keep=config.keep_checkpoints,
-                               async_save=config.async_checkpointing)
-  common.record_config(workdir, config, mngr.latest_step() is not None)
-  restored = checkpointing.restore_latest(mngr, state)
+  mngr, restored = common.open_checkpoints(config, workdir, state)
   start_step = 0
   if restored is not None:
     start_step, state, data_state = restored

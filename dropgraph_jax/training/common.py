@@ -19,7 +19,7 @@ import numpy as np
 
 from dropgraph_jax.patterns import Policy
 from dropgraph_jax.regularizers import schedules
-from dropgraph_jax.training import optimizers
+from dropgraph_jax.training import checkpointing, optimizers
 
 # fold_in index of the initialisation key: a stream no training step uses
 # (step keys are fold_in(key, step) with step < 2**31 - 1).
@@ -130,6 +130,18 @@ def record_config(workdir: str, config, resuming: bool) -> None:
   with open(tmp, "w") as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
   os.replace(tmp, path)
+
+
+def open_checkpoints(config, workdir: str, state):
+  """The run's checkpoint manager and its latest checkpoint
+  (``checkpointing.restore_latest``'s tuple, or ``None``), after checking
+  the config against the one a resumed run was started with."""
+  mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
+                               save_every=config.checkpoint_every_steps,
+                               keep=config.keep_checkpoints,
+                               async_save=config.async_checkpointing)
+  record_config(workdir, config, mngr.latest_step() is not None)
+  return mngr, checkpointing.restore_latest(mngr, state)
 
 
 def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import time
 from typing import Any, Dict, Optional, Tuple
 
@@ -234,12 +233,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   state = jax.jit(init, out_shardings=shardings)(
       jax.random.fold_in(base_key, common.INIT_STREAM))
 
-  mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
-                               save_every=config.checkpoint_every_steps,
-                               keep=config.keep_checkpoints,
-                               async_save=config.async_checkpointing)
-  common.record_config(workdir, config, mngr.latest_step() is not None)
-  restored = checkpointing.restore_latest(mngr, state)
+  mngr, restored = common.open_checkpoints(config, workdir, state)
   start_step = 0
   if restored is not None:
     start_step, state, position = restored
