@@ -45,7 +45,10 @@ def placement(sites) -> list:
   """The sites a block-structured regularizer goes to, per model family.
 
   ResNet / RegNet: every activation and shortcut of the last two stages
-  (the DropGraph / Disout placement); WRN (pre-activation, no activation
+  (the post-activation placement of the results in experiments/results,
+  kept so that reruns compare with them; the paper configs now use the
+  references' sites, ``models/placement.py``, as experiments/gpu_suite.py
+  does); WRN (pre-activation, no activation
   sites): its batch-norm sites and shortcuts of the last two stages;
   EfficientNet: the batch-norm sites of the second half of the blocks.
   """
