@@ -11,6 +11,7 @@ from test_graph_data import _csv_gz, _write_planetoid, _write_tu
 from configs import (
   cora_gcn,
   modelnet40_dgcnn,
+  ogbg_ppa_gcn,
   ogbn_products_clustergcn,
   proteins_gcn,
 )
@@ -135,3 +136,24 @@ def test_metis_clusters_and_induced_batches():
     assert (b["senders"][real] < budget[0] - 1).all()
   with pytest.raises(ValueError, match="num_parts must be in"):
     graph_partition.metis_parts(data.senders, data.receivers, 60, 0)
+
+
+@pytest.mark.slow
+def test_ogbg_ppa_config_trains_on_an_ogb_graph_layout(tmp_path):
+  rng = np.random.default_rng(0)
+  raw = tmp_path / "raw"
+  sizes = rng.integers(3, 7, 12)
+  _csv_gz(raw / "num-node-list.csv.gz", sizes)
+  edges = [(i, i + 1) for n in sizes for i in range(n - 1)]
+  _csv_gz(raw / "num-edge-list.csv.gz", sizes - 1)
+  _csv_gz(raw / "edge.csv.gz", edges)
+  _csv_gz(raw / "graph-label.csv.gz", rng.integers(0, 3, 12))
+  for part, ids in (("train", range(8)), ("valid", [8, 9]),
+                    ("test", [10, 11])):
+    _csv_gz(tmp_path / "split" / "species" / f"{part}.csv.gz", list(ids))
+  config = ogbg_ppa_gcn.get_config("dropgraph")
+  config.data_dir, config.num_epochs, config.batch_size = str(tmp_path), 2, 4
+  config.model_kwargs.hidden = 8
+  results = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert results["policy_sites"] == 4
+  assert 0 <= results["test_accuracy"] <= 1

@@ -119,14 +119,21 @@ class GCN(nn.Module):
     return out
 
 
-def readout(h: jax.Array, graph_ids: jax.Array, num_graphs: int,
-            node_mask: jax.Array) -> jax.Array:
-  """Mean and max of each graph's real nodes, concatenated."""
+def mean_readout(h: jax.Array, graph_ids: jax.Array, num_graphs: int,
+                 node_mask: jax.Array):
+  """``(mean of each graph's real nodes, their count)``."""
   h = jnp.where(node_mask[:, None], h, 0)
   count = jax.ops.segment_sum(node_mask.astype(h.dtype), graph_ids,
                               num_segments=num_graphs)
   mean = jax.ops.segment_sum(h, graph_ids, num_segments=num_graphs) / \
       jnp.maximum(count, 1)[:, None]
+  return mean, count
+
+
+def readout(h: jax.Array, graph_ids: jax.Array, num_graphs: int,
+            node_mask: jax.Array) -> jax.Array:
+  """Mean and max of each graph's real nodes, concatenated."""
+  mean, count = mean_readout(h, graph_ids, num_graphs, node_mask)
   low = jnp.finfo(h.dtype).min
   peak = jax.ops.segment_max(jnp.where(node_mask[:, None], h, low),
                              graph_ids, num_segments=num_graphs)
@@ -175,7 +182,7 @@ class DeepGCN(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None, graph: Graph = None,
-               graph_ids=None, num_graphs: int = 1):
+               graph_ids=None, num_graphs: int = 1, node_mask=None):
     if graph is None:
       raise ValueError("DeepGCN: pass graph=normalized_graph(...).")
     site = functools.partial(apply_site, self.policy, "graph", train,
@@ -190,10 +197,9 @@ class DeepGCN(nn.Module):
     if graph_ids is not None:
       h = GCNLayer(self.hidden, self.dtype, name=f"gcn{self.depth - 1}")(
           h, graph)
-      count = jax.ops.segment_sum(jnp.ones(h.shape[0], h.dtype), graph_ids,
-                                  num_segments=num_graphs)
-      h = jax.ops.segment_sum(h, graph_ids, num_segments=num_graphs) / \
-          jnp.maximum(count, 1)[:, None]
+      mask = (jnp.ones(h.shape[0], bool) if node_mask is None
+              else node_mask)
+      h, _ = mean_readout(h, graph_ids, num_graphs, mask)
       out = nn.Dense(self.num_classes, param_dtype=jnp.float32,
                      name="head")(h)
     else:
