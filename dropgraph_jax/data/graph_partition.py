@@ -52,9 +52,13 @@ def cluster_batches(graph, parts: np.ndarray, clusters_per_batch: int,
                     rng: np.random.Generator, budget
                     ) -> Iterator[Dict[str, Any]]:
   """One epoch of padded subgraph batches of ``graph`` (a ``NodeGraph``)."""
-  clusters = rng.permutation(int(parts.max()) + 1)
+  # Each cluster's nodes once per epoch (not a scan of all nodes a batch).
+  order = np.argsort(parts, kind="stable")
+  members = np.split(order, np.cumsum(np.bincount(parts))[:-1])
+  clusters = rng.permutation(len(members))
   for lo in range(0, len(clusters), clusters_per_batch):
-    nodes = np.flatnonzero(np.isin(parts, clusters[lo:lo + clusters_per_batch]))
+    nodes = np.sort(np.concatenate(
+        [members[c] for c in clusters[lo:lo + clusters_per_batch]]))
     yield induced(graph, nodes, budget)
 
 
