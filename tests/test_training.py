@@ -185,17 +185,24 @@ def test_bad_input_errors(tmp_path):
 
 @pytest.mark.slow
 def test_corrupt_checkpoint_is_refused_and_kept(tmp_path):
+  # The case that used to resume on NaN parameters and exit 0: 64 garbled
+  # bytes in the middle of the largest array data file (tests/
+  # test_checkpointing.py covers 17 kinds of damage on a small state).
   with pytest.raises(train.Preempted):
     train.train_and_evaluate(_digits_config(preempt_at_step=5), str(tmp_path))
   ckpt = tmp_path / "checkpoints" / "4"
-  files = [p for p in ckpt.rglob("*") if p.is_file() and p.stat().st_size]
-  for path in files:
-    path.write_bytes(b"garbage")
+  data = max((p for p in (ckpt / "state").rglob("*") if p.is_file() and
+              "ocdbt.process_0" in str(p)), key=lambda p: p.stat().st_size)
+  damaged = bytearray(data.read_bytes())
+  middle = len(damaged) // 2
+  damaged[middle:middle + 64] = bytes(64)
+  data.write_bytes(bytes(damaged))
+  files = {p: p.read_bytes() for p in ckpt.rglob("*") if p.is_file()}
   with pytest.raises(checkpointing.CorruptCheckpointError,
-                     match=f"checkpoint {ckpt} exists but cannot be restored"):
+                     match=f"checkpoint {ckpt} is damaged: .*move {ckpt} away"):
     train.train_and_evaluate(_digits_config(), str(tmp_path))
   assert "4" in os.listdir(tmp_path / "checkpoints")
-  assert all(p.read_bytes() == b"garbage" for p in files)
+  assert all(p.read_bytes() == b for p, b in files.items())
 
 
 def test_image_folder_input(tmp_path):

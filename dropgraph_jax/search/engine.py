@@ -50,12 +50,6 @@ METHODS = ("reinforce", "random")
 RANDOM_STREAM = 1  # numpy seed-sequence tag of random search's draws
 
 
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x))
-                            for x in jax.tree.leaves(tree)]))
-
-
 class SearchPreempted(RuntimeError):
   """Raised by ``preempt_after_jobs`` to simulate a killed search."""
 
@@ -198,7 +192,7 @@ class Search:
           jnp.asarray([j["tokens"] for j in batch], jnp.int32),
           jnp.asarray([j["log_prob"] for j in batch], jnp.float32),
           jnp.asarray(rewards), jnp.float32(baseline))
-      if not (np.isfinite(float(loss)) and bool(_all_finite(params))):
+      if not (np.isfinite(float(loss)) and checkpointing.all_finite(params)):
         raise FloatingPointError(
             f"search update {self.meta['updates'] + 1}: the controller's loss"
             f" ({float(loss)}) or parameters are not finite; the search "

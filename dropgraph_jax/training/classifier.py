@@ -231,11 +231,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       num_threads=config.input_threads,
       prefetch_buffer_size=config.prefetch_batches)))
 
-  mngr, restored = common.open_checkpoints(config, workdir, state)
+  mngr, restored = common.open_checkpoints(
+      config, workdir, state, lambda position, _: iterator.set_state(position))
+  record = common.config_record(config)
   start_step = 0
   if restored is not None:
-    start_step, state, data_state = restored
-    iterator.set_state(data_state)
+    start_step, state, _ = restored
     logging.info("Resumed from step %d.", start_step)
 
   train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key,
@@ -273,7 +274,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         common.check_finite(done, means["train/loss"], mngr.latest_step())
         log(done, means)
         history, tick, tick_step = [], time.time(), done
-      checkpointing.save(mngr, done, state, iterator.get_state())
+      checkpointing.save(mngr, done, state, iterator.get_state(),
+                         config=record)
       if eval_every and done % eval_every == 0 and done != total_steps:
         scores = evaluate(eval_step, state, test_split,
                           config.eval_batch_size, data_sharding, size)
@@ -283,7 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         mngr.wait_until_finished()
         raise common.Preempted(f"simulated preemption after step {done}")
     checkpointing.save(mngr, total_steps, state, iterator.get_state(),
-                       force=mngr.latest_step() != total_steps)
+                       force=mngr.latest_step() != total_steps, config=record)
     mngr.wait_until_finished()
   finally:
     mngr.close()

@@ -13,7 +13,6 @@ import os
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
@@ -50,17 +49,10 @@ def check_finite(step: int, loss: float, latest_checkpoint) -> None:
     _stop(f"training loss is {loss}", step, latest_checkpoint)
 
 
-@jax.jit
-def _all_finite(tree) -> jax.Array:
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(x.dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)
-
-
 def check_finite_state(step: int, params, latest_checkpoint) -> None:
   """Before a checkpoint save: every parameter finite, or the run stops and
   the checkpoint is not written (one reduction and host sync per save)."""
-  if not bool(_all_finite(params)):
+  if not checkpointing.all_finite(params):
     _stop("parameters are not finite", step, latest_checkpoint)
 
 
@@ -104,44 +96,59 @@ def _flat(tree, prefix: str = "") -> dict:
   return out
 
 
-def record_config(workdir: str, config, resuming: bool) -> None:
-  """Writes the resolved config to ``workdir/config.json``; on a resume,
-  first compares it with the stored one and refuses a changed field,
+def config_record(config) -> dict:
+  """The resolved config as the JSON dict stored with every checkpoint."""
+  return json.loads(config.to_json_best_effort())
+
+
+def _check_resume(workdir: str, stored: dict, config) -> None:
+  current = _flat(config_record(config))
+  stored = _flat(stored)
+  changed = sorted(k for k in set(stored) | set(current)
+                   if stored.get(k) != current.get(k) and
+                   not k.startswith(IGNORED_ON_RESUME))
+  fixed = [k for k in changed if k.startswith(FIXED_ON_RESUME)]
+  if fixed or (changed and not config.get("allow_config_change", False)):
+    shown = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}"
+                      for k in (fixed or changed)[:8])
+    fix = ("these can never change on a resume; use another --workdir"
+           if fixed else "pass --config.allow_config_change=True to "
+           "continue with the new values, or another --workdir")
+    raise ValueError(f"workdir {workdir!r} holds a run of another config "
+                     f"({shown}): {fix}.")
+
+
+def record_config(workdir: str, config, stored=None) -> None:
+  """Writes the resolved config to ``workdir/config.json``; on a resume
+  (``stored``: the config saved with the checkpoint, or ``True`` to read
+  ``config.json``), first compares the two and refuses a changed field,
   naming it, unless ``config.allow_config_change`` (never for
   :data:`FIXED_ON_RESUME`)."""
   path = os.path.join(workdir, "config.json")
-  current = _flat(json.loads(config.to_json_best_effort()))
-  if resuming and os.path.exists(path):
+  if stored is True and os.path.exists(path):
     with open(path) as f:
-      stored = _flat(json.load(f))
-    changed = sorted(k for k in set(stored) | set(current)
-                     if stored.get(k) != current.get(k) and
-                     not k.startswith(IGNORED_ON_RESUME))
-    fixed = [k for k in changed if k.startswith(FIXED_ON_RESUME)]
-    if fixed or (changed and not config.get("allow_config_change", False)):
-      shown = ", ".join(f"{k}: {stored.get(k)!r} -> {current.get(k)!r}"
-                        for k in (fixed or changed)[:8])
-      fix = ("these can never change on a resume; use another --workdir"
-             if fixed else "pass --config.allow_config_change=True to "
-             "continue with the new values, or another --workdir")
-      raise ValueError(f"workdir {workdir!r} holds a run of another config "
-                       f"({shown}): {fix}.")
+      stored = json.load(f)
+  if isinstance(stored, dict):
+    _check_resume(workdir, stored, config)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
   os.replace(tmp, path)
 
 
-def open_checkpoints(config, workdir: str, state):
+def open_checkpoints(config, workdir: str, state, set_data=None):
   """The run's checkpoint manager and its latest checkpoint
   (``checkpointing.restore_latest``'s tuple, or ``None``), after checking
-  the config against the one a resumed run was started with."""
+  the config against the one the checkpoint was saved with (or, for older
+  checkpoints, the workdir's ``config.json``)."""
   mngr = checkpointing.manager(os.path.join(workdir, "checkpoints"),
                                save_every=config.checkpoint_every_steps,
                                keep=config.keep_checkpoints,
                                async_save=config.async_checkpointing)
-  record_config(workdir, config, mngr.latest_step() is not None)
-  return mngr, checkpointing.restore_latest(mngr, state)
+  resuming = mngr.latest_step() is not None
+  record_config(workdir, config,
+                resuming and (checkpointing.stored_config(mngr) or True))
+  return mngr, checkpointing.restore_latest(mngr, state, set_data)
 
 
 def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:

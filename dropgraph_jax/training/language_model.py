@@ -233,16 +233,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   state = jax.jit(init, out_shardings=shardings)(
       jax.random.fold_in(base_key, common.INIT_STREAM))
 
-  mngr, restored = common.open_checkpoints(config, workdir, state)
+  def check_position(position, step):
+    # The stored position must be the one this config reaches at that
+    # step: another corpus or batch size would resume on other data.
+    expected = _position(step, segments_per_epoch)
+    if position != expected:
+      raise ValueError(f"this config reads {expected} at that step: the "
+                       "data or batch size changed")
+
+  mngr, restored = common.open_checkpoints(config, workdir, state,
+                                          check_position)
+  record = common.config_record(config)
   start_step = 0
   if restored is not None:
-    start_step, state, position = restored
-    expected = _position(start_step, segments_per_epoch)
-    if position != expected:
-      raise checkpointing.CorruptCheckpointError(
-          f"checkpoint {mngr.directory}/{start_step} stores input position "
-          f"{position}, but step {start_step} of this config reads "
-          f"{expected}: the data or batch size changed. Refusing to resume.")
+    start_step, state, _ = restored
     logging.info("Resumed from step %d.", start_step)
 
   train_step, eval_step = make_lm_steps(model, tx, rate_factor_fn, base_key,
@@ -290,7 +294,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
             "train/regularizer_rate_factor": values["rate_factor"]})
         history, tick, tick_step = [], time.time(), done
       checkpointing.save(mngr, done, state,
-                         _position(done, segments_per_epoch))
+                         _position(done, segments_per_epoch), config=record)
       if eval_every and done % eval_every == 0 and done != total_steps:
         scores = evaluate("valid", state.params)
         run_log.scalars(done, {f"valid/{k}": v for k, v in scores.items()})
@@ -300,7 +304,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         raise common.Preempted(f"simulated preemption after step {done}")
     checkpointing.save(mngr, total_steps, state,
                        _position(total_steps, segments_per_epoch),
-                       force=mngr.latest_step() != total_steps)
+                       force=mngr.latest_step() != total_steps, config=record)
     mngr.wait_until_finished()
   finally:
     mngr.close()
