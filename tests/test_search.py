@@ -6,6 +6,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs.search import digits as digits_search
@@ -473,9 +474,15 @@ def test_image_proxy_augments_like_the_final_training():
                                 next(aug.val_batches())[0])
 
 
-def test_a_nan_controller_update_stops_the_search(tmp_path):
+def test_a_nan_controller_update_stops_the_search(tmp_path, monkeypatch):
   config = _search_config(**{"search.learning_rate": float("nan"),
                              "search.num_jobs": 12})
+  with pytest.raises(ValueError, match="search.learning_rate must be"):
+    run.run_search(config, str(tmp_path / "refused"))  # before any job
+  # An update that turns the controller's weights to NaN at run time.
+  monkeypatch.setattr(engine.optax, "adam",
+                      lambda _: optax.scale(float("nan")))
+  config = _search_config(**{"search.num_jobs": 12})
   with pytest.raises(FloatingPointError, match="search update 1: .*not "
                      "finite"):
     run.run_search(config, str(tmp_path))

@@ -296,7 +296,8 @@ def preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
   """Vectorised over the batch: crop + flip (if asked), then normalise."""
   images = _to_float(np.asarray(batch["image"]))
   if augment not in AUGMENTATIONS:
-    raise ValueError(f"augment must be one of {list(AUGMENTATIONS)}, got "
+    raise ValueError(f"train_dataset: augment (config.augment) must be one "
+                     f"of {list(AUGMENTATIONS)}, got "
                      f"{augment!r}.")
   if rng is not None and augment == "crop_flip":
     n, h, w, _ = images.shape

@@ -39,7 +39,7 @@ from dropgraph_jax.patterns.transformer import (
   TransformerPattern,
   transformer_pattern_dropout,
 )
-from dropgraph_jax.regularizers import _validate, registry
+from dropgraph_jax.regularizers import registry
 
 FORMAT = "dropgraph_jax.policy"
 VERSION = 1
@@ -61,15 +61,10 @@ class RegularizerSpec:
       raise ValueError(f"{where}: kind must be one of "
                        f"{sorted(REGULARIZERS) + sorted(PATTERNS)}, got "
                        f"{self.kind!r}.")
-    allowed = registry.option_names(self.kind)
-    for name in self.options:
-      if name not in allowed:
-        raise ValueError(f"{where}: unknown field {name!r} for kind "
-                         f"{self.kind!r}; allowed: {sorted(allowed)}.")
     if "rate" not in self.options:
       raise ValueError(f"{where}: field 'rate' is required for kind "
                        f"{self.kind!r}.")
-    _validate.check_rate(where, self.options["rate"])
+    registry.check_options(self.kind, self.options, where)
     return self
 
   def to_dict(self) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ computation is staged, so a bad call fails at the first ``jit`` trace.
 
 from __future__ import annotations
 
+import re
 from typing import Optional, Sequence, Tuple, Union
 
 import jax
@@ -48,6 +49,10 @@ def check_rate(fn: str, rate: Rate, name: str = "rate",
   :mod:`dropgraph_jax.schedules` validate their targets, so a traced rate
   from a schedule is in range by construction.
   """
+  label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+  if rate is None or isinstance(rate, (str, bytes, bool, np.bool_)):
+    raise ValueError(f"{label} must be a number in [0, 1), got "
+                     f"{rate!r} of type {type(rate).__name__}.")
   if jnp.ndim(rate) != 0:
     raise ValueError(f"{fn}: {name} must be a scalar, got shape "
                      f"{jnp.shape(rate)}.")
@@ -63,7 +68,7 @@ def check_rate(fn: str, rate: Rate, name: str = "rate",
     why = ("; a rate of 1 would drop every unit and divide by a kept "
            "fraction of 0 (flax's nn.Dropout returns zeros there); to zero "
            "a tensor, multiply it by 0" if value == 1.0 else "")
-    raise ValueError(f"{fn}: {name} must be in {interval}, got "
+    raise ValueError(f"{label} must be in {interval}, got "
                      f"{value!r}{why}.")
   return value
 
@@ -101,6 +106,51 @@ def check_key(fn: str, key) -> None:
     raise ValueError(f"{fn}: key must be a PRNG key (jax.random.key(seed) or "
                      f"a legacy uint32[2] key), got dtype {dtype} and shape "
                      f"{jnp.shape(key)}.")
+
+
+def check_number(fn: str, name: str, value, low=None, high=None, *,
+                 low_open: bool = False, integer: bool = False):
+  """A finite Python or NumPy number (never a bool or a string) in
+  ``[low, high]`` (``(low, high]`` with ``low_open``); returns it as a
+  Python ``int`` (``integer``) or ``float``. ``fn='config'`` names a
+  config field: the message says ``config.<name>``."""
+  ok = (isinstance(value, (int, float, np.integer, np.floating)) and
+        not isinstance(value, (bool, np.bool_)) and np.isfinite(value) and
+        (not integer or float(value).is_integer()))
+  if ok and low is not None:
+    ok = value > low if low_open else value >= low
+  if ok and high is not None:
+    ok = value <= high
+  if not ok:
+    kind = "an integer" if integer else "a finite number"
+    lo = "" if low is None else f" {'>' if low_open else '>='} {low}"
+    hi = "" if high is None else f"{' and' if lo else ''} <= {high}"
+    label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+    raise ValueError(f"{label} must be {kind}{lo}{hi}, got {value!r} of "
+                     f"type {type(value).__name__}.")
+  return int(value) if integer else float(value)
+
+
+def check_flag(fn: str, name: str, value) -> bool:
+  """A Python or NumPy bool: a truthy string such as 'no' is refused."""
+  if not isinstance(value, (bool, np.bool_)):
+    label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+    raise ValueError(f"{label} must be True or False, got {value!r} of "
+                     f"type {type(value).__name__}.")
+  return bool(value)
+
+
+def compile_regex(fn: str, name: str, pattern):
+  """``re.compile(pattern)``, or a ValueError naming ``name``."""
+  label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+  if not isinstance(pattern, str):
+    raise ValueError(f"{label} must be a regular expression string, got "
+                     f"{pattern!r}.")
+  try:
+    return re.compile(pattern)
+  except re.error as e:
+    raise ValueError(f"{label}={pattern!r} is not a valid regular "
+                     f"expression ({e}).") from None
 
 
 def check_choice(fn: str, name: str, value, choices: Sequence[str]) -> str:

@@ -219,7 +219,8 @@ def apply_rescaled(x: jax.Array, keep, normalize: str) -> jax.Array:
 
 
 def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,
-                     normalize: Optional[str], clip_block_size: bool, rng: str
+                     normalize: Optional[str], clip_block_size: bool, rng: str,
+                     share_channels: bool = False
                      ) -> Tuple[bool, Tuple[int, int]]:
   """Validation shared by the block-masked regularizers (NHWC input).
 
@@ -233,6 +234,8 @@ def check_block_args(fn: str, x: jax.Array, key, rate, train, block_size,
   if normalize is not None:
     v.check_choice(fn, "normalize", normalize, NORMALIZE_MODES)
   v.check_choice(fn, "rng", rng, random_bits.RNG_IMPLS)
+  v.check_flag(fn, "clip_block_size", clip_block_size)
+  v.check_flag(fn, "share_channels", share_channels)
   _, h, w, _ = x.shape
   bs = resolve_block_size(fn, block_size, h, w, clip_block_size)
   active = train and static_rate != 0.0

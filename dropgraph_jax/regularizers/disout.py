@@ -22,6 +22,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 
+from dropgraph_jax.regularizers import _validate as v
 from dropgraph_jax.regularizers import block_mask, random_bits
 
 
@@ -69,7 +70,8 @@ def disout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   """
   active, bs = block_mask.check_block_args(
       "disout", x, key, rate, train, block_size, normalize, clip_block_size,
-      rng)
+      rng, share_channels)
+  alpha = v.check_number("disout", "alpha", alpha, 0)
   if not active:
     return x
   mask_key, noise_key, sign_key = jax.random.split(key, 3)

@@ -43,7 +43,7 @@ def drop_block(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   """
   active, bs = block_mask.check_block_args(
       "drop_block", x, key, rate, train, block_size, normalize,
-      clip_block_size, rng)
+      clip_block_size, rng, share_channels)
   if not active:
     return x
   keep = block_mask.sample_block_keep(key, x.shape, rate, bs, share_channels,

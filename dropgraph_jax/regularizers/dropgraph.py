@@ -88,9 +88,8 @@ Params = Dict[str, jax.Array]
 
 def num_vertices(fn: str, alpha: float, height: int, width: int) -> int:
   """K = round(alpha * H * W), at least 1, else a ValueError."""
-  if not isinstance(alpha, (float, int)) or not 0.0 < alpha <= 1.0:
-    raise ValueError(f"{fn}: alpha (the vertex sampling rate) must be a "
-                     f"number in (0, 1], got {alpha!r}.")
+  alpha = v.check_number(fn, "alpha (the vertex sampling rate)", alpha, 0,
+                         1, low_open=True)
   k = int(round(alpha * height * width))
   if k < 1:
     raise ValueError(
@@ -101,9 +100,7 @@ def num_vertices(fn: str, alpha: float, height: int, width: int) -> int:
 
 
 def _dims(fn: str, channels: int, reduction: int) -> int:
-  if not isinstance(reduction, int) or reduction < 1:
-    raise ValueError(f"{fn}: reduction must be an int >= 1, got "
-                     f"{reduction!r}.")
+  reduction = v.check_number(fn, "reduction", reduction, 1, integer=True)
   if channels // reduction < 1:
     raise ValueError(f"{fn}: reduction={reduction} leaves no channel of "
                      f"C={channels}.")
@@ -343,7 +340,8 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
   """
   fn = "dropgraph"
   active, bs = block_mask.check_block_args(
-      fn, x, key, rate, train, block_size, None, clip_block_size, rng)
+      fn, x, key, rate, train, block_size, None, clip_block_size, rng,
+      share_channels)
   _, h, w, c = x.shape
   k = num_vertices(fn, alpha, h, w)
   v.check_choice(fn, "adjacency", adjacency, ADJACENCIES)
@@ -351,9 +349,11 @@ def dropgraph(x: jax.Array, params: Optional[Params], *,
   _dims(fn, c, reduction)
   if temperature is None:
     temperature = float(np.sqrt(c))
-  if not isinstance(temperature, (int, float)) or temperature <= 0:
-    raise ValueError(f"{fn}: temperature must be a positive number, got "
-                     f"{temperature!r}.")
+  temperature = v.check_number(fn, "temperature", temperature, 0,
+                               low_open=True)
+  for name, flag in (("rescale", rescale),
+                     ("vertex_gradient", vertex_gradient)):
+    v.check_flag(fn, name, flag)
   if not active:
     return x
   expected = param_shapes(x.shape, alpha=alpha, adjacency=adjacency,

@@ -35,6 +35,7 @@ from typing import Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from dropgraph_jax.regularizers import _validate as v
 from dropgraph_jax.regularizers import random_bits
@@ -83,10 +84,11 @@ def dropout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
     raise ValueError(f"{fn}: x must have rank >= 1, got a scalar.")
   dims = []
   for d in broadcast_dims:
-    if not isinstance(d, int) or not -x.ndim <= d < x.ndim:
+    if (not isinstance(d, (int, np.integer)) or isinstance(d, bool) or
+        not -x.ndim <= d < x.ndim):
       raise ValueError(f"{fn}: broadcast_dims entries must be axes of x "
                        f"(rank {x.ndim}), got {tuple(broadcast_dims)!r}.")
-    dims.append(d % x.ndim)
+    dims.append(int(d) % x.ndim)
   mask_shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape))
   return _masked_rescale(fn, x, key, rate, train, mask_shape, rng)
 
@@ -143,6 +145,7 @@ def word_dropout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
   fn = "word_dropout"
   v.check_floating(fn, x)
   v.check_rank(fn, x, (3,), "(N, T, C)")
+  v.check_flag(fn, "rescale", rescale)
   n, t, _ = x.shape
   return _masked_rescale(fn, x, key, rate, train, (n, t, 1), rng, rescale)
 

@@ -201,10 +201,8 @@ def graph_disout(x: jax.Array, *, key: Optional[jax.Array], rate,
 
 def num_vertices(fn: str, alpha: float, num_nodes: int) -> int:
   """K = round(alpha * N) vertices per graph, at least 1, else ValueError."""
-  if (isinstance(alpha, bool) or not isinstance(alpha, (float, int))
-      or not 0.0 < alpha <= 1.0):
-    raise ValueError(f"{fn}: alpha (the vertex sampling rate) must be a "
-                     f"number in (0, 1], got {alpha!r}.")
+  alpha = v.check_number(fn, "alpha (the vertex sampling rate)", alpha, 0,
+                         1, low_open=True)
   k = int(round(alpha * num_nodes))
   if k < 1:
     raise ValueError(
@@ -259,10 +257,8 @@ def init_graph_params(key: jax.Array, x_shape: Sequence[int], *,
 def _check_temperature(fn: str, temperature) -> None:
   if temperature is None:
     return
-  if (isinstance(temperature, bool) or
-      not isinstance(temperature, (int, float)) or temperature <= 0):
-    raise ValueError(f"{fn}: temperature must be a positive number or None "
-                     f"(sqrt(C)), got {temperature!r}.")
+  v.check_number(fn, "temperature (None: sqrt(C))", temperature, 0,
+                 low_open=True)
 
 
 def graph_dropgraph(x: jax.Array, params: Optional[Params], *,

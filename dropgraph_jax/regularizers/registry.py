@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-from typing import Callable, Dict, FrozenSet, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Mapping, Tuple
 
+from dropgraph_jax.regularizers import _validate
 from dropgraph_jax.regularizers.disout import disout
 from dropgraph_jax.regularizers.drop_block import drop_block
 from dropgraph_jax.regularizers.dropgraph import dropgraph
@@ -101,3 +102,38 @@ def option_names(name: str) -> FrozenSet[str]:
   """The keyword options ``name``'s function accepts (``rate``, ...)."""
   params = inspect.signature(get(name).fn).parameters
   return frozenset(params) - CALL_ARGS
+
+
+def _check_option(where: str, name: str, value, default) -> None:
+  """``value`` has the type ``default`` implies: a bool flag, a number
+  (an int default also takes an ``(h, w)`` pair: block sizes), a string
+  (its choices are checked by the function), or anything for ``None``."""
+  if isinstance(default, bool):
+    _validate.check_flag(where, name, value)
+  elif isinstance(default, str):
+    if not isinstance(value, str):
+      raise ValueError(f"{where}: {name} must be a string, got {value!r} "
+                       f"of type {type(value).__name__}.")
+  elif isinstance(default, int) and isinstance(value, (tuple, list)):
+    _validate.pair(where, name, value)
+  elif isinstance(default, (int, float)):
+    _validate.check_number(where, name, value,
+                           integer=isinstance(default, int))
+  elif name == "temperature" and value is not None:
+    _validate.check_number(where, name, value, 0, low_open=True)
+
+
+def check_options(name: str, options: Mapping[str, Any],
+                  where: str = "regularizer") -> None:
+  """Every option of ``options`` is one ``name``'s function takes, with a
+  value of the right type (``rate`` in [0, 1)): the errors a policy file
+  or config would otherwise give only when the model is first traced."""
+  params = inspect.signature(get(name, where).fn).parameters
+  for option, value in options.items():
+    if option not in params or option in CALL_ARGS:
+      raise ValueError(f"{where}: unknown field {option!r} for kind "
+                       f"{name!r}; allowed: {sorted(option_names(name))}.")
+    if option == "rate":
+      _validate.check_rate(where, value)
+    else:
+      _check_option(where, option, value, params[option].default)

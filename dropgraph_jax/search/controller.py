@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dropgraph_jax.regularizers import _validate
+
 
 @dataclasses.dataclass(frozen=True)
 class ControllerConfig:
@@ -35,6 +37,16 @@ class ControllerConfig:
   n_head: int = 4
   d_ff: int = 128
   temperature: float = 1.0
+
+  def __post_init__(self):
+    for name in ("d_model", "n_layer", "n_head", "d_ff"):
+      _validate.check_number("controller", name, getattr(self, name), 1,
+                             integer=True)
+    _validate.check_number("controller", "temperature", self.temperature, 0,
+                           low_open=True)
+    if self.d_model % self.n_head:
+      raise ValueError(f"controller: d_model={self.d_model} must be a "
+                       f"multiple of n_head={self.n_head}.")
 
 
 class _Block(nn.Module):

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from dropgraph_jax.regularizers import _validate
 from dropgraph_jax.search import controller as ctrl
 from dropgraph_jax.search import reinforce
 from dropgraph_jax.search.space import random_tokens
@@ -63,15 +64,31 @@ class SearchResult:
   params: Any
 
 
+# Numeric search fields: name -> (lowest, highest, integer); the fields of
+# OPEN_LOW must be strictly above their lowest value.
+SEARCH_NUMBERS = {
+    "num_jobs": (1, None, True), "capacity": (1, None, True),
+    "minibatch": (1, None, True), "num_workers": (1, None, True),
+    "max_attempts": (1, None, True), "children_per_job": (1, None, True),
+    "checkpoint_every": (1, None, True), "seed": (0, None, True),
+    "preempt_after_jobs": (0, None, True), "learning_rate": (0, None, False),
+    "baseline_decay": (0, 1, False), "entropy_weight": (0, None, False),
+    "max_importance_weight": (0, None, False),
+    "job_timeout_s": (0, None, False), "poll_s": (0, None, False),
+}
+OPEN_LOW = ("learning_rate", "job_timeout_s", "poll_s")
+
+
 def check_search_config(scfg) -> None:
   """Errors a search must raise before any job starts."""
   if scfg.method not in METHODS:
     raise ValueError(f"search.method must be one of {list(METHODS)}, got "
                      f"{scfg.method!r}.")
-  for name in ("num_jobs", "capacity", "minibatch", "num_workers",
-               "max_attempts"):
-    if int(scfg[name]) < 1:
-      raise ValueError(f"search.{name} must be >= 1, got {scfg[name]}.")
+  for name, (low, high, integer) in SEARCH_NUMBERS.items():
+    if name in scfg:
+      _validate.check_number("search config", f"search.{name}", scfg[name],
+                             low, high, integer=integer,
+                             low_open=name in OPEN_LOW)
   per_job = int(scfg.get("children_per_job", 1))
   if not 1 <= per_job <= scfg.capacity:
     raise ValueError(f"search.children_per_job must be in [1, capacity="

@@ -42,6 +42,7 @@ from dropgraph_jax.patterns import (
   Policy,
   TransformerPattern,
 )
+from dropgraph_jax.regularizers._validate import compile_regex
 
 CONV_TOKENS = ("size", "stride", "repeat", "rotate", "shear_x", "shear_y",
                "share_c", "residual")
@@ -165,7 +166,7 @@ def conv_space_for(model_sites, site_regex: str = r"(^|/)bn[^/]*$",
   every batch-norm output, AutoDropout's placement). ``model_sites`` is a
   list of names, or :func:`site_shapes`' dict (then patterns are fitted to
   each site's map)."""
-  pattern = re.compile(site_regex)
+  pattern = compile_regex("conv_space_for", "site_regex", site_regex)
   sites = tuple(s for s in model_sites if pattern.search(s))
   if isinstance(model_sites, dict) and sites:
     choices.setdefault("map_sizes", tuple(

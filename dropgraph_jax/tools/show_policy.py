@@ -35,6 +35,7 @@ from dropgraph_jax.patterns.policy import (  # noqa: E402
 )
 from dropgraph_jax.patterns.transformer import TransformerPattern  # noqa: E402
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib  # noqa: E402
+from dropgraph_jax.regularizers._validate import check_number
 
 _SEQUENCE_KINDS = ("variational_dropout", "word_dropout")
 
@@ -72,6 +73,10 @@ def _file_name(site: str) -> str:
 def render(policy: Policy, out_dir: str, size: int = 32, length: int = 32,
            channels: int = 16, samples: int = 4, seed: int = 0) -> List[str]:
   """Writes one PNG per site and ``overview.png``; returns the paths."""
+  for name, value in (("size", size), ("length", length),
+                      ("channels", channels), ("samples", samples)):
+    check_number("show_policy", f"--{name}", value, 1, integer=True)
+  check_number("show_policy", "--seed", seed, 0, integer=True)
   os.makedirs(out_dir, exist_ok=True)
   key = jax.random.key(seed)
   written = []

@@ -33,10 +33,12 @@ from jax.sharding import PartitionSpec as P
 
 from dropgraph_jax.data import images as image_data
 from dropgraph_jax.models import get_model, list_sites
+from dropgraph_jax.models import placement as placement_lib
 from dropgraph_jax.models import regnet as regnet_lib
 from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.patterns import Policy, RegularizerSpec
-from dropgraph_jax.regularizers import registry
+from dropgraph_jax.regularizers import registry, schedules
+from dropgraph_jax.regularizers._validate import check_number, compile_regex
 from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
@@ -80,6 +82,46 @@ def build_policy(config: ml_collections.ConfigDict, model_name: str,
              for name in registry.get(reg.name).config_options}
   options.update(dict(reg.get("options", {})))  # e.g. adjacency, generator
   spec = RegularizerSpec(reg.name, options).validate("config.regularizer")
+  check_placement_fields(reg)
+  policy = _placed(reg, sites, spec)
+  if not policy.sites:
+    raise ValueError(
+        f"config.regularizer places {reg.name} on no site of {model_name}: "
+        f"stages={tuple(reg.stages)}, blocks={tuple(reg.blocks)}, "
+        f"block_sites={reg.block_sites!r}, site_labels={reg.site_labels!r} "
+        f"select none of its {len(sites)} sites (e.g. {sites[:3]}).")
+  return policy
+
+
+def check_placement_fields(reg) -> None:
+  """The placement fields' types, before any site is looked at."""
+  where = "config"
+  if reg.placement == "paper" and not tuple(reg.stages):
+    raise ValueError("config.regularizer.stages is empty: name the stages "
+                     "to regularize, e.g. (3, 4).")
+  for stage in reg.stages:
+    check_number(where, "regularizer.stages entries", stage, 1, integer=True)
+  for block in reg.blocks:
+    check_number(where, "regularizer.blocks entries", block, 0, integer=True)
+  for scale in reg.stage_rate_scales:
+    check_number(where, "regularizer.stage_rate_scales entries", scale, 0)
+  check_number(where, "regularizer.ramp_epochs", reg.ramp_epochs)
+  for name, value, allowed in (
+      ("block_sites", reg.block_sites, tuple(placement_lib.PLACEMENTS)),
+      ("schedule", reg.schedule, schedules.SCHEDULE_NAMES)):
+    if value not in allowed:
+      raise ValueError(f"config.regularizer.{name} must be one of "
+                       f"{list(allowed)}, got {value!r}.")
+  scales = tuple(reg.stage_rate_scales)
+  if scales and len(scales) != len(tuple(reg.stages)):
+    raise ValueError(f"config.regularizer.stage_rate_scales={scales} must "
+                     f"give one factor per stage of regularizer.stages="
+                     f"{tuple(reg.stages)}.")
+  if reg.site_labels:
+    compile_regex(where, "regularizer.site_labels", reg.site_labels)
+
+
+def _placed(reg, sites, spec) -> Policy:
   if reg.placement == "paper" and reg.blocks:
     # RegNetX in the DropGraph paper: given blocks of the last stage only.
     return regnet_lib.paper_policy(sites, spec, stage=tuple(reg.stages)[-1],
@@ -196,6 +238,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   train_split, train_eval_split = load_train_splits(config, size)
   test_split = image_data.load_split(config.dataset, config.eval_split,
                                      config.data_dir, config.seed, size)
+  if config.batch_size > train_split.num_examples:
+    raise ValueError(
+        f"config.batch_size={config.batch_size} is larger than the "
+        f"{train_split.num_examples} training images: every batch would "
+        "repeat images. Use a batch size of at most the split's size.")
   input_shape = (1,) + tuple(train_split.image_shape)
   steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
   total_steps = config.num_train_steps or int(config.num_epochs *

@@ -18,6 +18,7 @@ import numpy as np
 
 from dropgraph_jax.patterns import Policy
 from dropgraph_jax.regularizers import schedules
+from dropgraph_jax.regularizers._validate import check_flag, check_number
 from dropgraph_jax.training import checkpointing, optimizers
 
 # fold_in index of the initialisation key: a stream no training step uses
@@ -165,6 +166,9 @@ def load_policy_file(reg, sites: Sequence[str]) -> Policy:
   if not reg.policy_file:
     raise ValueError("config.regularizer.policy_file is empty: pass the "
                      "policy JSON (e.g. a search's best_policy.json).")
+  if not os.path.isfile(reg.policy_file):
+    raise ValueError(f"config.regularizer.policy_file={reg.policy_file!r} "
+                     "does not exist.")
   return Policy.load(reg.policy_file).validate_sites(sites)
 
 
@@ -195,33 +199,68 @@ def data_mesh(config) -> jax.sharding.Mesh:
                            axis_types=(jax.sharding.AxisType.Auto,))
 
 
-# Numeric fields every trainer reads: name -> (smallest value, kind).
+# Numeric fields the trainers read: name -> (lowest value, kind, highest
+# value or None); the fields of OPEN_LOW must be strictly above it.
 NUMERIC_FIELDS = {
-    "batch_size": (1, int), "eval_batch_size": (1, int),
-    "log_every_steps": (1, int), "checkpoint_every_steps": (1, int),
-    "keep_checkpoints": (1, int), "num_train_steps": (0, int),
-    "num_epochs": (0, float), "learning_rate": (0, float),
-    "weight_decay": (0, float), "eval_every_epochs": (0, float),
+    "batch_size": (1, int, None), "eval_batch_size": (1, int, None),
+    "log_every_steps": (1, int, None),
+    "checkpoint_every_steps": (1, int, None),
+    "keep_checkpoints": (1, int, None), "num_train_steps": (0, int, None),
+    "num_epochs": (0, float, None), "learning_rate": (0, float, None),
+    "weight_decay": (0, float, None), "eval_every_epochs": (0, float, None),
+    "train_examples": (0, int, None), "data_seed": (0, int, None),
+    "train_eval_examples": (0, int, None), "crop_padding": (0, int, None),
+    "image_size": (0, int, None), "seq_len": (1, int, None),
+    "mem_len": (0, int, None), "input_threads": (0, int, None),
+    "prefetch_batches": (0, int, None), "lr_decay": (0, float, None),
+    "lr_decay_epochs": (0, float, None), "warmup_epochs": (0, float, None),
+    "momentum": (0, float, 1), "grad_clip_norm": (0, float, None),
+    "label_smoothing": (0, float, 1), "mesh_devices": (0, int, None),
+    "seed": (0, int, None), "preempt_at_step": (0, int, None),
+    "regularizer.rate": (0, float, 1), "regularizer.alpha": (0, float, 1),
+    "regularizer.block_size": (1, int, None),
+    "fold": (0, int, None), "num_folds": (2, int, None),
+    "num_points": (1, int, None), "synthetic_per_class": (0, int, None),
+    "cluster_parts": (1, int, None), "clusters_per_batch": (1, int, None),
 }
+OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha")
+# Text fields with a fixed set of values (the others are checked where
+# they are read, against their registries).
+CHOICES = {"dtype": ("float32", "bfloat16", "float16")}
+FLAGS = ("nesterov", "async_checkpointing", "allow_config_change",
+         "compare_baseline")
 
 
-def _check_number(name: str, value, low, kind) -> None:
-  ok = isinstance(value, (int, float, np.integer, np.floating)) and not \
-      isinstance(value, bool) and np.isfinite(value) and value >= low and \
-      (kind is float or float(value).is_integer())
-  if not ok:
-    what = "an integer" if kind is int else "a finite number"
-    raise ValueError(f"config.{name} must be {what} >= {low}, got "
-                     f"{value!r}.")
+def _field(config, name: str):
+  for part in name.split("."):
+    if part not in config:
+      return _MISSING
+    config = config[part]
+  return config
+
+
+_MISSING = object()
 
 
 def check_numbers(config) -> None:
-  """Every field of :data:`NUMERIC_FIELDS` the config has, before any
-  work: a clear error instead of a ZeroDivisionError or a run that deletes
-  its own checkpoints (keep_checkpoints=0) or trains on NaN."""
-  for name, (low, kind) in NUMERIC_FIELDS.items():
+  """Every field of :data:`NUMERIC_FIELDS` and :data:`FLAGS` the config
+  has, before any work: a clear error instead of a ZeroDivisionError, a
+  run that deletes its own checkpoints (keep_checkpoints=0) or trains on
+  NaN."""
+  for name, (low, kind, high) in NUMERIC_FIELDS.items():
+    value = _field(config, name)
+    if value is not _MISSING:
+      check_number("config", name, value, low, high, integer=kind is int,
+                   low_open=name in OPEN_LOW)
+  for name in FLAGS:
     if name in config:
-      _check_number(name, config[name], low, kind)
+      check_flag("config", name, config[name])
+  for name, allowed in CHOICES.items():
+    if name in config and config[name] not in allowed:
+      raise ValueError(f"config.{name} must be one of {list(allowed)}, got "
+                       f"{config[name]!r}.")
+  for epoch in config.get("lr_boundaries_epochs", ()):
+    check_number("config", "lr_boundaries_epochs entries", epoch, 0)
 
 
 def check_batch_sizes(config) -> None:

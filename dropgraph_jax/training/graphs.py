@@ -27,7 +27,6 @@ eval mode). Runs are seconds to minutes long; they keep no checkpoints.
 from __future__ import annotations
 
 import functools
-import re
 import time
 from typing import Any, Dict, Optional
 
@@ -41,6 +40,7 @@ from dropgraph_jax.data import graphs as graph_data
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.gcn import Graph, normalized_graph
 from dropgraph_jax.patterns import Policy, RegularizerSpec
+from dropgraph_jax.regularizers._validate import compile_regex
 from dropgraph_jax.training import common
 from dropgraph_jax.training.run_log import RunLog
 
@@ -61,7 +61,7 @@ def build_policy(config, sites) -> Optional[Policy]:
     options["alpha"] = reg.alpha
   spec = RegularizerSpec(GRAPH_NAMES[reg.name], options).validate(
       "config.regularizer")
-  pattern = re.compile(reg.sites)
+  pattern = compile_regex("config", "regularizer.sites", reg.sites)
   chosen = {s: spec for s in sites if pattern.fullmatch(s)}
   if not chosen:
     raise ValueError(f"config.regularizer.sites={reg.sites!r} matches none "

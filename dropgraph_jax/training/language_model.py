@@ -57,6 +57,7 @@ from dropgraph_jax.models.transformer_xl import (
   variational_policy,
 )
 from dropgraph_jax.patterns import Policy
+from dropgraph_jax.regularizers import _validate
 from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
@@ -89,6 +90,9 @@ def build_lm_policy(config, vocab_size: int) -> Optional[Policy]:
   common.check_regularizer_name(reg.name, LM_REGULARIZERS, "language")
   if reg.name == "none":
     return None
+  for group in ("variational", "autodropout"):
+    for name, rate in dict(reg.get(group, {})).items():
+      _validate.check_rate("config", rate, f"regularizer.{group}.{name}")
   sites = list_sites(build_model(config, vocab_size), (1, config.seq_len),
                      dtype=jnp.int32)
   if reg.name == "policy":

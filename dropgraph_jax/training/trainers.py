@@ -17,6 +17,7 @@ from dropgraph_jax.models import model_kind
 from dropgraph_jax.training import (
   classifier,
   cluster_gcn,
+  common,
   graphs,
   language_model,
   points,
@@ -47,8 +48,11 @@ def get_trainer(kind: str) -> Trainer:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> Dict[str, Any]:
   """Trains and evaluates ``config`` in ``workdir`` with its kind's
-  trainer; returns the results."""
-  return get_trainer(model_kind(config.model))(config, workdir)
+  trainer; returns the results. Every numeric and boolean field is
+  checked first (:func:`common.check_numbers`), whatever the kind."""
+  trainer = get_trainer(model_kind(config.model))
+  common.check_numbers(config)
+  return trainer(config, workdir)
 
 
 __all__ = ["NonFiniteLoss", "Preempted", "TRAINERS", "get_trainer", "train_and_evaluate"]
