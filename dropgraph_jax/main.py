@@ -14,10 +14,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from dropgraph_jax.training import distributed
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints and logs.")
+distributed.define_flags()
 flags.DEFINE_bool("info_logs", False, "Show absl / orbax INFO log lines "
                   "(hundreds per run; off by default).")
 flags.mark_flags_as_required(["config", "workdir"])
@@ -35,9 +38,12 @@ def main(argv):
 
   from dropgraph_jax.training import checkpointing
   from dropgraph_jax.training import trainers as train
-  if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get(
-      "SLURM_JOB_ID") or os.environ.get("TPU_WORKER_HOSTNAMES"):
-    jax.distributed.initialize()
+  try:
+    distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                           FLAGS.process_id)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
   config = FLAGS.config
   runs = [(config, FLAGS.workdir)]
   if config.compare_baseline:

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Any, Dict, Optional, Sequence
 
 import grain
@@ -317,13 +318,29 @@ def preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
           "label": np.asarray(batch["label"]).astype(np.int32)}
 
 
+def host_slice(stream: grain.MapDataset, global_batch: int, index: int,
+               count: int) -> grain.MapDataset:
+  """Host ``index``'s part of ``stream`` (of ``count`` hosts): of the
+  examples ``[s * B, (s + 1) * B)`` of step ``s``, those from
+  ``s * B + index * b`` on, ``b = B / count`` of them; batched by ``b``,
+  the hosts' batches make up each global batch in stream order."""
+  if count == 1:
+    return stream
+  local = global_batch // count
+
+  def pick(j: int):
+    return stream[(j // local) * global_batch + index * local + j % local]
+  return grain.MapDataset.range(sys.maxsize).map(pick)
+
+
 def train_dataset(split: Split, *, global_batch: int, seed: int,
                   augment: str = "crop_flip", pad: int = 4,
                   image_size: int = 0) -> grain.MapDataset:
   """Infinite, shuffled, augmented, batched stream for this host.
 
-  Each host reads ``global_batch / process_count`` examples per step from
-  its slice of the shuffled stream. Augmentation runs on whole batches
+  Each host reads ``global_batch / process_count`` examples per step: its
+  contiguous part of the step's global batch (:func:`host_slice`), so
+  the global batch is the same for any number of hosts. Augmentation runs on whole batches
   (vectorised NumPy, seeded per batch index), which keeps small images from
   being bound by per-record Python overhead.
   """
@@ -332,7 +349,7 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
     raise ValueError(f"batch_size {global_batch} is not divisible by the "
                      f"number of hosts {count}.")
   ds = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
-  ds = ds[jax.process_index()::count]
+  ds = host_slice(ds, global_batch, jax.process_index(), count)
   if image_size:
     ds = ds.random_map(
         lambda r, rng: _crop_record(r, image_size, augment, rng), seed=seed + 2)

@@ -19,10 +19,13 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from dropgraph_jax.training import distributed
+
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Search config file.",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for the search's state.")
+distributed.define_flags()
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,6 +37,13 @@ def main(argv):
   from dropgraph_jax.search import run as run_lib
   from dropgraph_jax.training import checkpointing
   try:
+    if distributed.initialize(FLAGS.coordinator_address,
+                              FLAGS.num_processes, FLAGS.process_id):
+      raise ValueError(
+          "the search runs as one process: its controller is one small "
+          "model, and its child trainings spread over the worker pool "
+          "(search.backend='ray', search.num_workers); launch it without "
+          "--num_processes / $JAX_NUM_PROCESSES.")
     summary = run_lib.run_search(FLAGS.config, FLAGS.workdir)
   except (ValueError, FloatingPointError,
           checkpointing.CorruptCheckpointError) as e:

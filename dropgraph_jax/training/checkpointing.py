@@ -214,3 +214,14 @@ def _finite(leaves) -> jax.Array:
 def all_finite(tree: Any) -> bool:
   """Whether every floating-point value in ``tree`` is finite."""
   return bool(_host(_finite(jax.tree.leaves(tree))))
+
+
+def read_arrays(path: str) -> Any:
+  """The state saved in checkpoint ``path`` (``.../checkpoints/STEP``) as
+  NumPy arrays on this host, whatever devices and processes wrote it: for
+  comparing runs, not for resuming (which restores onto the run's mesh)."""
+  checkpointer = ocp.PyTreeCheckpointer()
+  item = os.path.join(path, "state")
+  tree = checkpointer.metadata(item).item_metadata.tree
+  return checkpointer.restore(item, restore_args=jax.tree.map(
+      lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree))

@@ -19,7 +19,7 @@ import numpy as np
 from dropgraph_jax.patterns import Policy
 from dropgraph_jax.regularizers import schedules
 from dropgraph_jax.regularizers._validate import check_flag, check_number
-from dropgraph_jax.training import checkpointing, optimizers
+from dropgraph_jax.training import checkpointing, distributed, optimizers
 
 # fold_in index of the initialisation key: a stream no training step uses
 # (step keys are fold_in(key, step) with step < 2**31 - 1).
@@ -131,6 +131,8 @@ def record_config(workdir: str, config, stored=None) -> None:
       stored = json.load(f)
   if isinstance(stored, dict):
     _check_resume(workdir, stored, config)
+  if not distributed.is_primary():
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     f.write(config.to_json_best_effort(indent=1, sort_keys=True))
@@ -275,11 +277,22 @@ def check_batch_sizes(config) -> None:
 
 
 def ensure_writable(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise ValueError(f"workdir {workdir!r} is not writable ({e}).") from None
+  """The primary process creates ``workdir`` and checks it is writable;
+  every other process waits for it at a barrier, then checks it exists
+  (a shared file system). So processes may start in any order."""
+  error = ""
+  if distributed.is_primary():
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      probe = os.path.join(workdir, ".write_test")
+      with open(probe, "w") as f:
+        f.write("ok")
+      os.remove(probe)
+    except OSError as e:
+      error = str(e)
+  distributed.barrier(f"workdir {workdir}")
+  if not error and not os.path.isdir(workdir):
+    error = ("process 0 created it, but this process does not see it: "
+             "every process needs the same shared file system")
+  if error:
+    raise ValueError(f"workdir {workdir!r} is not writable ({error}).")
