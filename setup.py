@@ -39,7 +39,6 @@ TRAIN_REQUIRES = [
     "absl-py>=2.5.1",
     "scikit-learn>=1.9.1",  # load_digits: the offline demo data
     "matplotlib>=3.11.2",
-    "tqdm>=4.67",
     "h5py>=3.10",  # ModelNet40's HDF5 files (DGCNN)
     "scipy>=1.13",  # Planetoid's sparse matrices, t-tests of the tables
 ]
@@ -50,6 +49,8 @@ TEST_REQUIRES = TRAIN_REQUIRES + [
     "pytest-xdist>=3.8.0",
     "ruff>=0.17.6",
     "pymetis>=2025.1",  # so the Cluster-GCN tests run
+    "pdoc>=16.0",  # the API reference (docs/build_api.py), built by a test
+    "nbclient>=0.11", "nbformat>=5.10", "ipykernel>=7.0",  # the quickstart
 ]
 
 

@@ -87,7 +87,7 @@ class _Regularizer(nn.Module):
 
 
 class Dropout(_Regularizer):
-  """:func:`dropout.dropout`; ``broadcast_dims`` as in ``nn.Dropout``."""
+  """:func:`dropgraph_jax.dropout`; ``broadcast_dims`` as in ``nn.Dropout``."""
   broadcast_dims: Sequence[int] = ()
   _fn = staticmethod(dropout)
 
@@ -96,17 +96,17 @@ class Dropout(_Regularizer):
 
 
 class SpatialDropout(_Regularizer):
-  """:func:`dropout.spatial_dropout` on NHWC input."""
+  """:func:`dropgraph_jax.spatial_dropout` on NHWC input."""
   _fn = staticmethod(spatial_dropout)
 
 
 class VariationalDropout(_Regularizer):
-  """:func:`dropout.variational_dropout` on ``(N, T, C)`` input."""
+  """:func:`dropgraph_jax.variational_dropout` on ``(N, T, C)`` input."""
   _fn = staticmethod(variational_dropout)
 
 
 class WordDropout(_Regularizer):
-  """:func:`dropout.word_dropout` on ``(N, T, C)`` input."""
+  """:func:`dropgraph_jax.word_dropout` on ``(N, T, C)`` input."""
   rescale: bool = True
   _fn = staticmethod(word_dropout)
 
@@ -115,12 +115,12 @@ class WordDropout(_Regularizer):
 
 
 class DropPath(_Regularizer):
-  """:func:`dropout.drop_path` (stochastic depth) on a residual branch."""
+  """:func:`dropgraph_jax.drop_path` (stochastic depth) on a residual branch."""
   _fn = staticmethod(drop_path)
 
 
 class DropBlock(_Regularizer):
-  """:func:`drop_block.drop_block` on NHWC input."""
+  """:func:`dropgraph_jax.drop_block` on NHWC input."""
   block_size: Union[int, Tuple[int, int]] = 7
   share_channels: bool = False
   normalize: str = "batch"
@@ -135,7 +135,7 @@ class DropBlock(_Regularizer):
 
 
 class Disout(DropBlock):
-  """:func:`disout.disout` on NHWC input.
+  """:func:`dropgraph_jax.disout` on NHWC input.
 
   Pass the kernel of the convolution that follows as ``next_conv_kernel``
   at call time to use the reference's weight-dependent distortion scale.

@@ -14,8 +14,12 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from dropgraph_jax.tools import catalog
 from dropgraph_jax.training import distributed
 
+# absl's --help prints this docstring: it lists the configs to run.
+__doc__ += ("\nConfigs (--config PATH or PATH:VARIANT):\n" +
+            catalog.configs_help('') + "\n")
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
                                 lock_config=True)
@@ -54,11 +58,6 @@ def main(argv):
     runs.append((baseline, os.path.join(FLAGS.workdir, "baseline")))
   results = []
   for cfg, workdir in runs:
-    if jax.process_index() == 0:
-      print(f"{cfg.model} on {cfg.dataset}, regularizer "
-            f"{cfg.regularizer.name}, {jax.device_count()} "
-            f"{jax.default_backend()} device(s), workdir {workdir} "
-            "(compiling, then training)...", flush=True)
     try:
       results.append(train.train_and_evaluate(cfg, workdir))
     except (ValueError, checkpointing.CorruptCheckpointError,

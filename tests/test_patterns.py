@@ -352,3 +352,14 @@ def test_transformer_pattern_rescaling_keeps_the_mean():
       pattern=TransformerPattern(size=3, stride=1, share_t=True, rate=0.4)))
   assert (y == 0).any()
   np.testing.assert_allclose(y.mean(), 1.0, rtol=1e-5)
+
+
+def test_policy_zoo_files_load_and_match_their_generator():
+  from experiments import policy_zoo
+  root = os.path.join(os.path.dirname(__file__), "..", "policies")
+  entries = policy_zoo.zoo()
+  assert len(entries) >= 6
+  for name, (policy, _) in entries.items():
+    assert Policy.load(os.path.join(root, f"{name}.json")).to_dict() == \
+        policy.to_dict(), name
+    assert os.path.exists(os.path.join(root, f"{name}.png"))

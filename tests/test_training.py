@@ -61,6 +61,14 @@ def test_a_few_steps_on_digits_writes_results_logs_and_checkpoints(tmp_path):
   assert 0.0 <= results["test_accuracy"] <= 1.0
   saved = json.loads((tmp_path / "results.json").read_text())
   assert saved["test_accuracy"] == results["test_accuracy"]
+  # Provenance: enough to rerun the row, or to see why two rows differ.
+  assert saved["config"]["regularizer"]["name"] == "dropgraph"
+  assert saved["config"]["num_train_steps"] == 12 and saved["seed"] == 0
+  assert saved["versions"]["jax"] == jax.__version__
+  assert saved["device_count"] == 8 and saved["device_kind"]
+  assert saved["git"] is None or len(saved["git"]["commit"]) == 40
+  events = glob.glob(str(tmp_path / "events.out.tfevents.*"))
+  assert b"hparams" in b"".join(open(e, "rb").read() for e in events)
   lines = [json.loads(row)
            for row in (tmp_path / "log.txt").read_text().splitlines()]
   assert [r["step"] for r in lines if "train/loss" in r] == [4, 8, 12]

@@ -159,7 +159,8 @@ def paper_policy(sites: Sequence[str], spec: RegularizerSpec,
   """``spec`` in every block of the given stages (the DropGraph, DropBlock
   and Disout setting on ResNet: the last two groups).
 
-  ``placement``: :data:`PLACEMENTS` (``labels`` overrides it with a regex).
+  ``placement``: :data:`~dropgraph_jax.models.placement.PLACEMENTS`
+  (``labels`` overrides it with a regex).
   ``stage_scales``: a factor on the rate per stage (DropBlock's and Disout's
   references use a quarter of the rate in group 3: ``(0.25, 1.0)``).
   """

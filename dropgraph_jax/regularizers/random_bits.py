@@ -161,7 +161,7 @@ def packed_keep_mask(key: jax.Array, shape: Sequence[int], rate,
   Bit ``j`` of word ``k`` on the last axis is element ``k * word_bits + j``
   of ``keep_mask(key, shape, rate, rng, like)``: the same draws, bit for
   bit. A ``(..., C)`` mask becomes ``(..., C // word_bits)`` words, so
-  block dilation and kept counts (:mod:`dropgraph_jax.block_mask`) touch
+  block dilation and kept counts (:mod:`dropgraph_jax.regularizers.block_mask`) touch
   8-32x less memory. The packing is one reduction that XLA fuses with the
   hash (``rng='hash'``).
 

@@ -19,8 +19,12 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from dropgraph_jax.tools import catalog
 from dropgraph_jax.training import distributed
 
+# absl's --help prints this docstring: it lists the configs to run.
+__doc__ += ("\nConfigs (--config PATH or PATH:VARIANT):\n" +
+            catalog.configs_help('search') + "\n")
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Search config file.",
                                 lock_config=True)

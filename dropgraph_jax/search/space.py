@@ -12,7 +12,8 @@ rest as in :class:`~dropgraph_jax.patterns.ConvPattern`. As for
 Transformers, ``size = 0`` means no pattern at that site (the paper's best
 ResNet-50 policy acts at two blocks only, so "no pattern" must be
 expressible). One site per batch-norm output (``site_regex``). With
-``map_sizes`` (each site's ``(H, W)``, from :func:`site_shapes`), decoding
+``map_sizes`` (each site's ``(H, W)``, from
+:func:`~dropgraph_jax.models.sites.site_shapes`), decoding
 fits a pattern to its map: the rectangle is clipped to the map and the
 repeats are reduced until the tiling fits (so every token sequence is a
 valid policy, as the paper's controller needs).
@@ -164,8 +165,9 @@ def conv_space_for(model_sites, site_regex: str = r"(^|/)bn[^/]*$",
                    **choices) -> ConvSpace:
   """A ConvSpace over the model's sites matching ``site_regex`` (default:
   every batch-norm output, AutoDropout's placement). ``model_sites`` is a
-  list of names, or :func:`site_shapes`' dict (then patterns are fitted to
-  each site's map)."""
+  list of names, or the dict of
+  :func:`~dropgraph_jax.models.sites.site_shapes` (then patterns are
+  fitted to each site's map)."""
   pattern = compile_regex("conv_space_for", "site_regex", site_regex)
   sites = tuple(s for s in model_sites if pattern.search(s))
   if isinstance(model_sites, dict) and sites:

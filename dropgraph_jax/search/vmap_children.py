@@ -7,7 +7,8 @@ every pattern field is a traced scalar (:mod:`dropgraph_jax.patterns.conv`),
 so :func:`stack_policies` turns K policies into per-site arrays of shape
 ``(K,)`` and one ``jax.vmap``-ed step trains all K children, each with its
 own patterns, parameters, batch statistics and optimizer state, on the same
-batches and step keys as the sequential child of :class:`ImageProxy`. A
+batches and step keys as the sequential child of
+:class:`~dropgraph_jax.search.proxy.ImageProxy`. A
 site without a pattern in some child becomes ``prob = 0`` there (the
 identity), and the ``residual`` choice is a traced selection
 (:func:`dropgraph_jax.models.sites.residual_pattern`). Masks are

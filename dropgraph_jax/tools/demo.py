@@ -6,7 +6,8 @@ The batch is scikit-learn's ``load_digits`` (1,797 real 8x8 handwritten
 digits, shipped inside the wheel, so this runs offline), as NHWC
 ``(N, 8, 8, 1)`` images for the image regularizers and as ``(N, T=8, C=8)``
 row sequences for the sequence ones. For each transform the table shows the
-fraction of units it zeroed or replaced, the batch mean before and after
+fraction of units it zeroed or replaced (DropGraph and Disout write
+distortions into the dropped blocks), the batch mean before and after
 (rescaling methods keep it), and that ``train=False`` returns the input.
 """
 
@@ -22,11 +23,22 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 import dropgraph_jax as dg
+from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
 
 
 def digits_batch(n: int) -> jnp.ndarray:
   images = load_digits().images[:n].astype(np.float32) / 16.0
   return jnp.asarray(images)[..., None]  # (N, 8, 8, 1) in [0, 1]
+
+
+def _dropgraph(x, *, key, rate, train):
+  """DropGraph with freshly initialised graph weights (one input channel,
+  so no channel reduction): the distortions its GCN writes into the
+  dropped blocks, as at the start of training."""
+  params = dropgraph_lib.init_params(jax.random.key(1), x.shape,
+                                     reduction=1)
+  return dg.dropgraph(x, params, key=key, rate=rate, train=train,
+                      block_size=3, reduction=1)
 
 
 def transforms():
@@ -37,6 +49,7 @@ def transforms():
                            "image"),
       "disout (3x3)": (functools.partial(dg.disout, block_size=3, alpha=5.0),
                        "image"),
+      "dropgraph (3x3)": (_dropgraph, "image"),
       "drop_path": (dg.drop_path, "image"),
       "variational_dropout": (dg.variational_dropout, "rows"),
       "word_dropout": (dg.word_dropout, "rows"),

@@ -294,7 +294,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   eval_step = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
                       out_shardings=replicated)
 
-  run_log = RunLog(workdir, total_steps, start_step)
+  run_log = RunLog(workdir, total_steps, start_step, config)
+  run_log.header(f"{config.model} on {config.dataset}",
+                 common.param_count(state.params), config.regularizer.name,
+                 0 if policy is None else len(policy), mesh.size)
   log = run_log.scalars
   history = []
   tick, tick_step = time.time(), start_step
@@ -316,8 +319,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         means["train/images_per_sec"] = (
             (done - tick_step) * config.batch_size / max(elapsed, 1e-9))
         means["train/learning_rate"] = float(lr_schedule(done))
-        means["train/regularizer_rate_factor"] = means.pop(
-            "train/rate_factor")
+        factor = means.pop("train/rate_factor")
+        if policy is not None:  # no ramp to show without a regularizer
+          means["train/regularizer_rate_factor"] = factor
         common.check_finite(done, means["train/loss"], mngr.latest_step())
         log(done, means)
         history, tick, tick_step = [], time.time(), done
@@ -327,7 +331,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         scores = evaluate(eval_step, state, test_split,
                           config.eval_batch_size, data_sharding, size)
         log(done, {f"eval/{k}": val for k, val in scores.items()})
-      run_log.advance()
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
         raise common.Preempted(f"simulated preemption after step {done}")

@@ -78,7 +78,7 @@ def train_clusters(config: ml_collections.ConfigDict, workdir: str
   params, stats = variables["params"], variables["batch_stats"]
   tx = optax.adam(config.learning_rate)
   opt_state, step, i = tx.init(params), _step_fn(model, tx, key), 0
-  log = RunLog(workdir, int(config.num_epochs))
+  log = RunLog(workdir, int(config.num_epochs), config=config)
   for epoch in range(int(config.num_epochs)):
     for sub in graph_partition.cluster_batches(
         data, parts, config.clusters_per_batch, rng, budget):

@@ -154,6 +154,11 @@ def open_checkpoints(config, workdir: str, state, set_data=None):
   return mngr, checkpointing.restore_latest(mngr, state, set_data)
 
 
+def param_count(params) -> int:
+  """Trainable parameters (DropGraph's graph weights included)."""
+  return int(sum(np.size(x) for x in jax.tree.leaves(params)))
+
+
 def ramp_steps(config, steps_per_epoch: int, total_steps: int) -> int:
   """Steps of the rate ramp: ``regularizer.ramp_epochs`` epochs, or the
   whole run when it is negative (DropBlock's and Disout's references)."""

@@ -23,6 +23,7 @@ is created by the primary; the others wait for it).
 from __future__ import annotations
 
 import os
+import sys
 from typing import Optional
 
 import jax
@@ -34,14 +35,18 @@ ENV = {"coordinator_address": "JAX_COORDINATOR_ADDRESS",
 
 
 def define_flags() -> None:
-  """``--coordinator_address``, ``--num_processes``, ``--process_id``."""
+  """``--coordinator_address``, ``--num_processes``, ``--process_id``, as
+  flags of the running CLI (so its ``--help`` shows them)."""
+  main = sys.argv[0]  # absl's key for the main module's flags
   flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 "
                       f"(or ${ENV['coordinator_address']}); unset: JAX's "
-                      "cluster auto-detection, else one process.")
+                      "cluster auto-detection, else one process.",
+                      module_name=main)
   flags.DEFINE_integer("num_processes", None, "Processes in the job (or "
-                       f"${ENV['num_processes']}).")
+                       f"${ENV['num_processes']}).", module_name=main)
   flags.DEFINE_integer("process_id", None, "This process's index in [0, "
-                       f"num_processes) (or ${ENV['process_id']}).")
+                       f"num_processes) (or ${ENV['process_id']}).",
+                       module_name=main)
 
 
 def _setting(name: str, given):

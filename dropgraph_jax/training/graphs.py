@@ -157,7 +157,7 @@ def train_nodes(config: ml_collections.ConfigDict, workdir: str
   graph = normalized_graph(data.senders, data.receivers,
                            data.features.shape[0])
   result = fit_nodes(config, data, graph, config.seed)
-  log = RunLog(workdir, int(config.num_epochs))
+  log = RunLog(workdir, int(config.num_epochs), config=config)
   for i, (loss, acc) in enumerate(result.pop("history")):
     if (i + 1) % config.log_every_steps == 0 or i + 1 == int(config.num_epochs):
       log.scalars(i + 1, {"train/loss": loss, **{
@@ -321,7 +321,7 @@ def train_graphs(config: ml_collections.ConfigDict, workdir: str
   common.ensure_writable(workdir)
   dataset, train_idx, test_idx = load_graph_split(config)
   result = fit_graphs(config, dataset, train_idx, test_idx, config.seed)
-  log = RunLog(workdir, int(config.num_epochs))
+  log = RunLog(workdir, int(config.num_epochs), config=config)
   log.scalars(int(config.num_epochs), {"eval/test_accuracy":
                                   result["test_accuracy"]})
   log.close()

@@ -264,7 +264,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     return evaluate_lm(eval_step, params, model, corpus.splits[split],
                        config.eval_batch_size, config.seq_len, rows)
 
-  run_log = RunLog(workdir, total_steps, start_step)
+  run_log = RunLog(workdir, total_steps, start_step, config)
+  run_log.header(f"{config.model} on the corpus in {config.data_dir}",
+                 common.param_count(state.params), config.regularizer.name,
+                 0 if policy is None else len(policy), mesh.size)
   history = []
   tick, tick_step = time.time(), start_step
   eval_every = config.eval_every_epochs and max(
@@ -295,14 +298,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
             "train/tokens_per_sec": (done - tick_step) * tokens_per_step /
                                     elapsed,
             "train/learning_rate": float(lr_schedule(done)),
-            "train/regularizer_rate_factor": values["rate_factor"]})
+            **({} if policy is None else  # no ramp without a regularizer
+               {"train/regularizer_rate_factor": values["rate_factor"]})})
         history, tick, tick_step = [], time.time(), done
       checkpointing.save(mngr, done, state,
                          _position(done, segments_per_epoch), config=record)
       if eval_every and done % eval_every == 0 and done != total_steps:
         scores = evaluate("valid", state.params)
         run_log.scalars(done, {f"valid/{k}": v for k, v in scores.items()})
-      run_log.advance()
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
         raise common.Preempted(f"simulated preemption after step {done}")

@@ -97,7 +97,7 @@ def train_points(config: ml_collections.ConfigDict, workdir: str
   params, stats = variables["params"], variables["batch_stats"]
   opt_state, rng = tx.init(params), np.random.default_rng(config.seed)
   step, hits = _point_steps(model, tx, key)
-  log = RunLog(workdir, total)
+  log = RunLog(workdir, total, config=config)
   for i in range(total):
     idx = rng.choice(len(ys), batch, replace=False)
     x = point_clouds.augment_point_cloud(xs[idx], rng)

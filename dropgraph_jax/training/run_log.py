@@ -1,26 +1,36 @@
-"""What a training run writes to its workdir, besides checkpoints.
+"""What a training run writes to its workdir and console, besides
+checkpoints.
 
-* TensorBoard summaries through clu's default metric writer;
+* TensorBoard summaries through clu's default metric writer, with the
+  config as hparams;
 * ``log.txt``: one JSON object per logged step (``{"step": s, ...}``),
   appended, so a resumed run continues the same file; a resume first drops
   the rows past the checkpoint it resumes from (those steps run again), so
   the file holds each step once however often a run is resumed;
-* a tqdm progress bar with ETA when stderr is an interactive terminal;
-* ``results.json`` at the end (:meth:`RunLog.write_results`).
+* ``results.json`` at the end (:meth:`RunLog.write_results`), with the
+  run's provenance (config, seed, versions, commit, devices);
+* on the console (stdout): a header (:meth:`RunLog.header`), a note while
+  the step compiles, a progress line with the ETA about every
+  ``1 / PROGRESS_LINES`` of the run (plain lines, so it reads the same in
+  a terminal and in a log file), and one line per evaluation.
 
-Only process 0 writes files; other hosts log through absl only.
+Only process 0 writes files and prints; other hosts log through absl only.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
-import sys
+import time
 from typing import Any, Dict, Mapping
 
 import jax
 from clu import metric_writers
-from tqdm import tqdm
+
+from dropgraph_jax.training import provenance
+
+PROGRESS_LINES = 5  # progress lines per run
 
 
 def _truncate_after(path: str, step: int) -> None:
@@ -34,21 +44,45 @@ def _truncate_after(path: str, step: int) -> None:
   os.replace(tmp, path)
 
 
-class RunLog:
-  """Scalar metrics to TensorBoard and ``log.txt``, plus a progress bar."""
+def _eta(seconds: float) -> str:
+  return str(datetime.timedelta(seconds=int(max(seconds, 0))))
 
-  def __init__(self, workdir: str, total_steps: int, start_step: int = 0):
+
+class RunLog:
+  """Scalar metrics to TensorBoard, ``log.txt`` and the console."""
+
+  def __init__(self, workdir: str, total_steps: int, start_step: int = 0,
+               config=None):
     self.workdir = workdir
+    self.config = config
     self.lead = jax.process_index() == 0
     self.writer = metric_writers.create_default_writer(
         workdir, just_logging=not self.lead)
+    if config is not None and not start_step and self.lead:
+      self.writer.write_hparams(provenance.hparams(config))
     path = os.path.join(workdir, "log.txt")
     if self.lead and start_step and os.path.exists(path):
       _truncate_after(path, start_step)
     self.file = open(path, "a") if self.lead else None
-    self.bar = None
-    if self.lead and sys.stderr.isatty():
-      self.bar = tqdm(total=total_steps, initial=start_step, desc="train")
+    self.total, self.start = total_steps, start_step
+    self.every = max(1, total_steps // PROGRESS_LINES)
+    self.reported = start_step
+    self.clock = None  # set when the first step has run (after compiling)
+
+  def print(self, text: str) -> None:
+    if self.lead:
+      print(text, flush=True)
+
+  def header(self, what: str, params: int, regularizer: str, sites: int,
+             devices: int) -> None:
+    """One line on what runs, then the compile note."""
+    where = f", resuming at step {self.start}" if self.start else ""
+    reg = (f"regularizer {regularizer} at {sites} sites" if sites else
+           f"regularizer {regularizer}")
+    self.print(f"{what}: {params / 1e6:.2f}M parameters, {reg}, "
+               f"{self.total} steps on {devices} {jax.default_backend()} "
+               f"device(s), workdir {self.workdir}{where}")
+    self.print("compiling the training step ...")
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
     values = {k: float(v) for k, v in values.items()}
@@ -56,12 +90,36 @@ class RunLog:
     if self.file:
       self.file.write(json.dumps({"step": step, **values}) + "\n")
       self.file.flush()
+    shown = {k.split("/", 1)[1]: v for k, v in values.items()
+             if k.startswith(("eval/", "train_eval/"))}
+    if shown:
+      label = "train (eval mode)" if "train_eval/" in next(iter(values)) \
+          else "eval"
+      self.print(f"  {label} at step {step}: " + ", ".join(
+          f"{k} {v:.4f}" for k, v in shown.items()))
+    elif "train/loss" in values:
+      self._progress(step, values["train/loss"])
 
-  def advance(self) -> None:
-    if self.bar:
-      self.bar.update(1)
+  def _progress(self, step: int, loss: float) -> None:
+    if self.clock is None:
+      self.clock = (time.time(), step)
+      self.print(f"  step {step}/{self.total}, loss {loss:.4f} (compiled; "
+                 "speed and ETA from here)")
+      return
+    if step - self.reported < self.every and step != self.total:
+      return
+    self.reported = step
+    start, first = self.clock
+    rate = (step - first) / max(time.time() - start, 1e-9)
+    self.print(f"  step {step}/{self.total} ({100 * step // self.total}%), "
+               f"loss {loss:.4f}, {rate:.1f} steps/s, ETA "
+               f"{_eta((self.total - step) / max(rate, 1e-9))}")
 
   def write_results(self, results: Dict[str, Any]) -> None:
+    """``results`` plus the run's provenance (:mod:`provenance`, when the
+    log was given the config) to ``results.json``."""
+    if self.config is not None:
+      results = {**results, **provenance.record(self.config)}
     if self.lead:
       path = os.path.join(self.workdir, "results.json")
       with open(f"{path}.tmp", "w") as f:
@@ -69,9 +127,6 @@ class RunLog:
       os.replace(f"{path}.tmp", path)
 
   def close(self) -> None:
-    if self.bar:
-      self.bar.close()
-      self.bar = None
     self.writer.flush()
     if self.file:
       self.file.close()
