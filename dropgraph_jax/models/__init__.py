@@ -22,6 +22,7 @@ from dropgraph_jax.models.resnet import ResNet
 from dropgraph_jax.models.sites import Site, check_policy, list_sites
 from dropgraph_jax.models.transformer_xl import CONFIGS as TXL_CONFIGS
 from dropgraph_jax.models.transformer_xl import TransformerXL
+from dropgraph_jax.models.unet import UNet
 from dropgraph_jax.models.wide_resnet import WideResNet
 
 _p = functools.partial
@@ -82,6 +83,14 @@ REGISTRY: Dict[str, tuple] = {
     "cluster_gcn_ogbn_products": (_p(DeepGCN, num_classes=47, hidden=256,
                                      depth=3), "graph_clusters", (1024, 100)),
     "dgcnn": (DGCNN, "points", (2, 1024, 3)),
+    # Segmentation (DropGraph Table 3): per-pixel logits.
+    "unet": (_p(UNet, width=64, levels=4), "segmentation", (2, 512, 512, 3)),
+    "attention_unet": (_p(UNet, width=64, levels=4, attention=True),
+                       "segmentation", (2, 512, 512, 3)),
+    "unet_tiny": (_p(UNet, width=4, levels=2), "segmentation",
+                  (2, 16, 16, 3)),
+    "attention_unet_tiny": (_p(UNet, width=4, levels=2, attention=True),
+                            "segmentation", (2, 16, 16, 3)),
     "dgcnn_small": (_p(DGCNN, k=10, widths=(32, 32, 64, 64), emb=256,
                        head=(128, 64)), "points", (2, 256, 3)),
 }
@@ -99,7 +108,8 @@ def get_model(name: str, **kwargs: Any):
 def model_kind(name: str) -> str:
   """'image' (NHWC float input), 'tokens' ((N, T) int input), or a graph
   kind: 'graph_nodes' (one graph), 'graphs' (batches of graphs), 'points'
-  ((B, N, 3) point clouds)."""
+  ((B, N, 3) point clouds), or 'segmentation' (NHWC images to per-pixel
+  logits)."""
   if name not in REGISTRY:
     raise ValueError(f"Unknown model {name!r}; known models: "
                      f"{sorted(REGISTRY)}.")
@@ -113,5 +123,5 @@ def example_shape(name: str) -> tuple:
 
 __all__ = ["DGCNN", "DeepGCN", "EfficientNet", "GCN", "GCNGraphClassifier",
            "REGISTRY", "RegNetX", "ResNet", "Site",
-           "TransformerXL", "WideResNet", "check_policy", "example_shape",
+           "TransformerXL", "UNet", "WideResNet", "check_policy", "example_shape",
            "get_model", "list_sites", "model_kind"]

@@ -187,16 +187,11 @@ def make_steps(model, tx, rate_factor_fn, base_key, label_smoothing=0.0):
   return train_step, eval_step
 
 
-def _to_global(batch: Dict[str, np.ndarray], sharding) -> Dict[str, jax.Array]:
-  return {k: jax.make_array_from_process_local_data(sharding, v)
-          for k, v in batch.items()}
-
-
 def evaluate(eval_step, state, split, batch_size, sharding, image_size=0
              ) -> Dict[str, float]:
   totals = None
   for batch in image_data.eval_batches(split, batch_size, image_size):
-    out = eval_step(state, _to_global(batch, sharding))
+    out = eval_step(state, common.to_global(batch, sharding))
     totals = out if totals is None else jax.tree.map(jnp.add, totals, out)
   totals = jax.device_get(totals)
   count = float(totals["count"])
@@ -305,7 +300,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       config.eval_every_epochs * steps_per_epoch)
   try:
     for step in range(start_step, total_steps):
-      batch = _to_global(next(iterator), data_sharding)
+      batch = common.to_global(next(iterator), data_sharding)
       state, metrics = train_step(state, batch)
       history.append(metrics)
       done = step + 1

@@ -154,6 +154,12 @@ def open_checkpoints(config, workdir: str, state, set_data=None):
   return mngr, checkpointing.restore_latest(mngr, state, set_data)
 
 
+def to_global(batch, sharding):
+  """This host's part of a global batch -> global arrays on ``sharding``."""
+  return {k: jax.make_array_from_process_local_data(sharding, v)
+          for k, v in batch.items()}
+
+
 def param_count(params) -> int:
   """Trainable parameters (DropGraph's graph weights included)."""
   return int(sum(np.size(x) for x in jax.tree.leaves(params)))
@@ -229,6 +235,7 @@ NUMERIC_FIELDS = {
     "fold": (0, int, None), "num_folds": (2, int, None),
     "num_points": (1, int, None), "synthetic_per_class": (0, int, None),
     "cluster_parts": (1, int, None), "clusters_per_batch": (1, int, None),
+    "patch_size": (1, int, None),
 }
 OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha")
 # Text fields with a fixed set of values (the others are checked where

@@ -11,7 +11,9 @@ Config fields (see ``configs/default.py``):
 * ``lr_schedule``: ``'piecewise'`` (``learning_rate`` times ``lr_decay`` at
   each of ``lr_boundaries_epochs``), ``'cosine'`` (to 0 at the last step),
   ``'exponential'`` (times ``lr_decay`` every ``lr_decay_epochs``,
-  staircase, as EfficientNet's 0.97 every 2.4 epochs) or ``'constant'``.
+  staircase, as EfficientNet's 0.97 every 2.4 epochs), ``'inverse_time'``
+  (``learning_rate / (1 + lr_decay * step)``, Keras' ``decay`` argument,
+  as BiO-Net's MoNuSeg recipe: 3e-5 per step) or ``'constant'``.
 * ``warmup_epochs``: linear warm-up from 0 to ``learning_rate`` first
   (then the schedule runs on from its step 0).
 * ``grad_clip_norm``: > 0 clips the global gradient norm (Transformer-XL's
@@ -25,7 +27,8 @@ from typing import Tuple
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
-LR_SCHEDULES = ("piecewise", "cosine", "exponential", "constant")
+LR_SCHEDULES = ("piecewise", "cosine", "exponential", "inverse_time",
+                "constant")
 
 
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
@@ -44,6 +47,9 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
     every = max(1, int(round(config.lr_decay_epochs * steps_per_epoch)))
     schedule = optax.exponential_decay(lr, every, config.lr_decay,
                                        staircase=True)
+  elif name == "inverse_time":
+    def schedule(step, decay=config.lr_decay):
+      return lr / (1.0 + decay * step)
   elif name == "constant":
     schedule = optax.constant_schedule(lr)
   else:

@@ -21,6 +21,7 @@ from dropgraph_jax.training import (
   graphs,
   language_model,
   points,
+  segmentation,
 )
 from dropgraph_jax.training.common import NonFiniteLoss, Preempted
 
@@ -33,12 +34,13 @@ TRAINERS: Dict[str, Trainer] = {
     "graphs": graphs.train_graphs,
     "graph_clusters": cluster_gcn.train_clusters,
     "points": points.train_points,
+    "segmentation": segmentation.train_and_evaluate,
 }
 
 
 def get_trainer(kind: str) -> Trainer:
   """The trainer of a model kind (``'image'``, ``'tokens'``,
-  ``'graph_nodes'``, ``'graphs'``, ``'points'``)."""
+  ``'graph_nodes'``, ``'graphs'``, ``'points'``, ``'segmentation'``)."""
   if kind not in TRAINERS:
     raise ValueError(f"get_trainer: no trainer for model kind {kind!r}; "
                      f"registered kinds: {sorted(TRAINERS)}.")
