@@ -78,12 +78,13 @@ def test_unets_have_sites_and_the_paper_placement():
 def test_monuseg_reader_takes_four_corners_and_checks_files(tmp_path):
   root = _write_monuseg(tmp_path)
   split = seg_data.load_monuseg(root, "train", patch=32)
-  assert split.images.shape == (16, 32, 32, 3) and split.num_classes == 2
-  assert set(np.unique(split.masks)) <= {0, 1}
+  assert split.num_examples == 16 and split.num_classes == 2
+  assert split.image_shape == (32, 32, 3)
+  assert set(np.unique(split.source.masks)) <= {0, 1}
   full = np.asarray(Image.open(tmp_path / "train" / "x" / "im0.png"))
-  np.testing.assert_array_equal(split.images[1], full[:32, 8:])  # top right
+  np.testing.assert_array_equal(split.source[1]["image"], full[:32, 8:])
   small = seg_data.load_monuseg(root, "test", patch=32, image_size=16)
-  assert small.images.shape == (8, 16, 16, 3)
+  assert small.source.images.shape == (8, 16, 16, 3)
   batch = next(iter(seg_data.train_dataset(split, global_batch=4, seed=0)))
   assert batch["image"].dtype == np.float32 and batch["mask"].shape == \
       (4, 32, 32)
@@ -98,6 +99,76 @@ def test_monuseg_reader_takes_four_corners_and_checks_files(tmp_path):
       tmp_path / "test" / "y" / "im1.png")
   with pytest.raises(ValueError, match="values other than 0 and 255"):
     seg_data.load_monuseg(root, "test", patch=32)
+
+
+def _write_voc(root, count=6):
+  """VOC's layout: JPEG images of varying size, palette masks of class ids
+  with 255 borders, and the split lists."""
+  rng = np.random.default_rng(1)
+  for sub in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
+    (root / sub).mkdir(parents=True)
+  ids = [f"2007_{i:06d}" for i in range(count)]
+  for i, name in enumerate(ids):
+    h, w = 40 + 4 * (i % 6), 48 - 2 * (i % 6)
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+        root / "JPEGImages" / f"{name}.jpg")
+    mask = np.zeros((h, w), np.uint8)
+    mask[5:20, 5:25] = 1 + i % 2
+    mask[5, 5:25] = 255  # an object border
+    im = Image.fromarray(mask, mode="P")
+    im.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [0] * 759)
+    im.save(root / "SegmentationClass" / f"{name}.png")
+  lists = root / "ImageSets" / "Segmentation"
+  (lists / "train.txt").write_text("\n".join(ids[:-2]) + "\n")
+  (lists / "val.txt").write_text("\n".join(ids[-2:]) + "\n")
+  return str(root)
+
+
+def test_voc_reader_crops_for_training_and_pads_for_evaluation(tmp_path):
+  root = _write_voc(tmp_path)
+  train_split = seg_data.load_voc(root, "train", crop=32, eval_size=64)
+  assert train_split.num_examples == 4 and train_split.num_classes == 21
+  record = train_split.source[0]
+  assert record["image"].shape == (40, 48, 3)
+  assert set(np.unique(record["mask"])) == {0, 1, 255}  # palette indices
+  batch = next(iter(seg_data.train_dataset(train_split, global_batch=4,
+                                           seed=0)))
+  assert batch["image"].shape == (4, 32, 32, 3)
+  assert set(np.unique(batch["mask"])) <= {0, 1, 2, 255}
+  val = seg_data.load_voc(root, "val", crop=32, eval_size=64)
+  (batch,) = list(seg_data.eval_batches(val, 2))
+  assert batch["image"].shape == (2, 64, 64, 3)
+  # Padding is ignored: 255 outside the 56 x 40 image, centred.
+  assert (batch["mask"][0, :4] == 255).all()
+  assert int((batch["mask"][0] != 255).sum()) == 56 * 40 - 20
+  with pytest.raises(ValueError, match="does not exist"):
+    seg_data.load_voc(root, "trainval")
+  with pytest.raises(ValueError, match="larger than eval_size=16"):
+    list(seg_data.eval_batches(seg_data.load_voc(root, "val", eval_size=16),
+                               2))
+
+
+def test_fcn_and_deeplab_keep_the_resnet_sites_and_placement():
+  from dropgraph_jax.models import resnet as resnet_lib
+  from dropgraph_jax.models.sites import site_shapes
+  spec = RegularizerSpec("drop_block", {"rate": 0.1, "block_size": 1})
+  for name in ("fcn32s_tiny", "deeplabv3_tiny"):
+    sites = list_sites(get_model(name), (2, 64, 64, 3))
+    policy = resnet_lib.paper_policy(sites, spec)
+    assert "stage4/block0/relu1" in policy.sites and len(policy) == 6
+    model = get_model(name, policy=policy)
+    x = jnp.ones((2, 64, 64, 3))
+    variables = model.init({"params": jax.random.key(0),
+                            "dropout": jax.random.key(1)}, x, train=False)
+    assert model.apply(variables, x, train=False).shape == (2, 64, 64, 3)
+  # DeepLabV3 at output stride 8: the last two stages dilated, not strided.
+  shapes = site_shapes(get_model("deeplabv3_resnet50"), (1, 224, 224, 3))
+  assert shapes["stage4/block2/relu3"][1:3] == (28, 28)
+  shapes = site_shapes(get_model("deeplabv3_resnet50", output_stride=16),
+                       (1, 224, 224, 3))
+  assert shapes["stage4/block2/relu3"][1:3] == (14, 14)
+  assert site_shapes(get_model("fcn32s_resnet50"), (1, 224, 224, 3))[
+      "stage4/block2/relu3"][1:3] == (7, 7)
 
 
 def _config(data_dir, **overrides):
@@ -137,3 +208,31 @@ def test_segmentation_trainer_learns_and_resumes_exactly(tmp_path):
   assert checkpointing.stored_config(checkpointing.manager(
       str(tmp_path / "killed" / "checkpoints"), save_every=4, keep=3)
   )["model"] == "unet_tiny"
+
+
+@pytest.mark.slow
+def test_voc_config_trains_a_few_steps(tmp_path):
+  root = _write_voc(tmp_path / "voc", count=10)
+  config = importlib.import_module("configs.voc_deeplabv3").get_config(
+      "drop_block")
+  config.model = "deeplabv3_tiny"
+  config.data_dir, config.voc_mask_dir = root, "SegmentationClass"
+  config.train_split = "train"
+  config.crop_size, config.eval_size = 64, 64
+  config.batch_size, config.eval_batch_size = 8, 8
+  config.num_train_steps, config.log_every_steps = 2, 1
+  config.regularizer.block_size = 1
+  config.async_checkpointing = False
+  result = train.train_and_evaluate(config, str(tmp_path / "run"))
+  assert result["policy_sites"] == 6 and 0.0 <= result["test_miou"] <= 1.0
+
+
+def test_ignored_pixels_add_nothing_to_the_loss():
+  from dropgraph_jax.training import segmentation as seg_train
+  logits = jnp.array([[[[2.0, 0.0], [0.0, 3.0]]]])  # (1, 1, 2, 2)
+  labels = jnp.array([[[0, 255]]])
+  expected = float(jnp.log1p(jnp.exp(-2.0)))
+  assert float(seg_train.masked_cross_entropy(logits, labels)) == \
+      pytest.approx(expected)
+  assert float(seg_train.masked_cross_entropy(
+      logits, jnp.full((1, 1, 2), 255))) == 0.0

@@ -1,5 +1,6 @@
-"""Segmentation input: MoNuSeg in BiO-Net's layout (DropGraph Table 3).
+"""Segmentation input: MoNuSeg and PASCAL VOC (DropGraph Table 3).
 
+**MoNuSeg**, in BiO-Net's layout:
 ``ROOT/{train,test}/x/NAME.png`` (RGB) and ``ROOT/{train,test}/y/NAME.png``
 (the nucleus mask, 0 / 255) as in BiO-Net's loader (the code the paper
 used) and ``../shared/datasets/monuseg2018.zip``. Each 1000 x 1000 image
@@ -15,6 +16,17 @@ rotations by multiples of 90 degrees, the same draw for an image and its
 mask. The paper's Keras recipe (rotation in [-15, 15] degrees, shifts,
 shear, zoom, flips) is not reproduced beyond flips and right-angle
 rotations: those keep every pixel and need no interpolation of the mask.
+**PASCAL VOC 2012** (``load_voc``): ``ROOT/JPEGImages/ID.jpg``, masks
+``ROOT/<mask_dir>/ID.png`` (``SegmentationClass``, or SBD's
+``SegmentationClassAug`` for the 10,582-image ``train_aug`` list the paper
+uses) as palette PNGs of class ids, 255 on object borders (ignored by the
+metrics), and the id list ``ROOT/ImageSets/Segmentation/<split>.txt``.
+Images are read when a batch needs them. Training, as the paper: random
+horizontal flip, random scale in [0.5, 1.5], then the centre 224 x 224
+crop (padded with mean-free zeros and label 255 when the scaled image is
+smaller). Evaluation pads each image to ``eval_size`` (512 holds every VOC
+image) with label 255, so whole images are scored in fixed-shape batches.
+
 Files are read with PIL only (no pickle).
 """
 
@@ -22,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator
+from typing import Iterator, Sequence, Tuple
 
 import grain
 import jax
@@ -34,17 +46,53 @@ from dropgraph_jax.data.images import host_slice
 
 @dataclasses.dataclass
 class SegSplit:
-  images: np.ndarray  # (N, H, W, 3) uint8
-  masks: np.ndarray   # (N, H, W) uint8 class ids
+  """Random-access records ``{'image': (H, W, 3) uint8, 'mask': (H, W)
+  uint8}`` and the fixed ``image_shape`` batches have: records are used as
+  they are (MoNuSeg patches), or cropped for training and padded for
+  evaluation to it (VOC, ``scale_range`` set)."""
+  source: Sequence[dict]
   num_classes: int
+  image_shape: Tuple[int, int, int]
+  scale_range: Tuple[float, float] = ()
 
   @property
   def num_examples(self) -> int:
+    return len(self.source)
+
+
+class _Arrays:
+  """Records from stacked arrays (MoNuSeg: read once, kept in memory)."""
+
+  def __init__(self, images: np.ndarray, masks: np.ndarray):
+    self.images, self.masks = images, masks
+
+  def __len__(self) -> int:
     return len(self.images)
 
-  @property
-  def image_shape(self):
-    return self.images.shape[1:]
+  def __getitem__(self, i: int) -> dict:
+    return {"image": self.images[i], "mask": self.masks[i]}
+
+
+class _VocFiles:
+  """Records read from VOC's files when asked for."""
+
+  def __init__(self, root: str, ids: Sequence[str], mask_dir: str):
+    self.root, self.ids, self.mask_dir = root, list(ids), mask_dir
+
+  def __len__(self) -> int:
+    return len(self.ids)
+
+  def __getitem__(self, i: int) -> dict:
+    name = self.ids[i]
+    image = _read(os.path.join(self.root, "JPEGImages", f"{name}.jpg"),
+                  "RGB")
+    with Image.open(os.path.join(self.root, self.mask_dir,
+                                 f"{name}.png")) as im:
+      mask = np.asarray(im)  # palette indices are the class ids
+    if mask.shape != image.shape[:2]:
+      raise ValueError(f"VOC: mask of {name} is {mask.shape}, its image "
+                       f"{image.shape[:2]}.")
+    return {"image": image, "mask": mask.astype(np.uint8)}
 
 
 def _read(path: str, mode: str) -> np.ndarray:
@@ -94,15 +142,73 @@ def load_monuseg(root: str, split: str, patch: int = 512,
   if image_size:
     images = [_resize(i, image_size, Image.BILINEAR) for i in images]
     masks = [_resize(m, image_size, Image.NEAREST) for m in masks]
-  return SegSplit(np.stack(images), np.stack(masks), num_classes=2)
+  images, masks = np.stack(images), np.stack(masks)
+  return SegSplit(_Arrays(images, masks), 2, images.shape[1:])
 
 
-def load_split(dataset: str, split: str, data_dir: str, patch: int = 512,
-               image_size: int = 0) -> SegSplit:
-  if dataset != "monuseg":
-    raise ValueError(f"config.dataset must be 'monuseg' for segmentation "
-                     f"models, got {dataset!r}.")
-  return load_monuseg(data_dir, split, patch, image_size)
+VOC_CLASSES = 21
+
+
+def load_voc(root: str, split: str, mask_dir: str = "SegmentationClass",
+             crop: int = 224, eval_size: int = 512) -> SegSplit:
+  """VOC's ``split`` list ('train', 'val', 'train_aug', ...) under
+  ``root``; training splits (names starting with 'train') are cropped to
+  ``crop``, others padded to ``eval_size``."""
+  listing = os.path.join(root, "ImageSets", "Segmentation", f"{split}.txt")
+  if not os.path.exists(listing):
+    raise ValueError(f"VOC split {split!r}: {listing} does not exist (pass "
+                     "the VOC2012 folder as --config.data_dir).")
+  with open(listing) as f:
+    ids = [line.strip() for line in f if line.strip()]
+  if not ids:
+    raise ValueError(f"VOC split {split!r}: {listing} lists no image.")
+  train = split.startswith("train")
+  size = crop if train else eval_size
+  return SegSplit(_VocFiles(root, ids, mask_dir), VOC_CLASSES,
+                  (size, size, 3), (0.5, 1.5) if train else ())
+
+
+def _fit(image: np.ndarray, mask: np.ndarray, size: int):
+  """The centre ``size`` x ``size`` window, padded (image 0, label 255)
+  where the record is smaller."""
+  out_image = np.zeros((size, size, 3), np.uint8)
+  out_mask = np.full((size, size), 255, np.uint8)
+  h, w = mask.shape
+  top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+  ch, cw = min(h, size), min(w, size)
+  oy, ox = (size - ch) // 2, (size - cw) // 2
+  out_image[oy:oy + ch, ox:ox + cw] = image[top:top + ch, left:left + cw]
+  out_mask[oy:oy + ch, ox:ox + cw] = mask[top:top + ch, left:left + cw]
+  return out_image, out_mask
+
+
+def scale_flip_crop(record: dict, rng: np.random.Generator,
+                    scale_range: Tuple[float, float], size: int) -> dict:
+  """VOC training: random flip, random scale, the centre crop."""
+  image, mask = record["image"], record["mask"]
+  if rng.random() < 0.5:
+    image, mask = image[:, ::-1], mask[:, ::-1]
+  factor = rng.uniform(*scale_range)
+  h, w = mask.shape
+  new = (max(1, round(w * factor)), max(1, round(h * factor)))
+  image = np.asarray(Image.fromarray(np.ascontiguousarray(image)).resize(
+      new, Image.BILINEAR))
+  mask = np.asarray(Image.fromarray(np.ascontiguousarray(mask)).resize(
+      new, Image.NEAREST))
+  image, mask = _fit(image, mask, size)
+  return {"image": image, "mask": mask}
+
+
+def load_split(config, split: str) -> SegSplit:
+  """``config.dataset`` ('monuseg' or 'voc') split ``split``."""
+  if config.dataset == "monuseg":
+    return load_monuseg(config.data_dir, split, config.patch_size,
+                        config.image_size)
+  if config.dataset == "voc":
+    return load_voc(config.data_dir, split, config.voc_mask_dir,
+                    config.crop_size, config.eval_size)
+  raise ValueError(f"config.dataset must be 'monuseg' or 'voc' for "
+                   f"segmentation models, got {config.dataset!r}.")
 
 
 def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
@@ -128,33 +234,46 @@ def _to_float(batch: dict) -> dict:
 def train_dataset(split: SegSplit, *, global_batch: int, seed: int,
                   augment: bool = True) -> grain.MapDataset:
   """Infinite shuffled stream of this host's part of every global batch
-  (:func:`dropgraph_jax.data.images.host_slice`)."""
+  (:func:`dropgraph_jax.data.images.host_slice`); VOC records are scaled,
+  flipped and cropped one by one, MoNuSeg batches flipped and rotated."""
   count = jax.process_count()
   if global_batch % count:
     raise ValueError(f"batch_size {global_batch} is not divisible by the "
                      f"number of hosts {count}.")
-  if split.images.shape[1] != split.images.shape[2] and augment:
-    raise ValueError("augmentation rotates by 90 degrees: patches must be "
-                     f"square, got {split.images.shape[1:3]}.")
-  records = grain.MapDataset.range(split.num_examples).map(
-      lambda i: {"image": split.images[i], "mask": split.masks[i]})
-  ds = records.shuffle(seed=seed).repeat(None)
+  ds = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
   ds = host_slice(ds, global_batch, jax.process_index(), count)
+  if split.scale_range:
+    size = split.image_shape[0]
+    ds = ds.random_map(lambda r, rng: scale_flip_crop(
+        r, rng, split.scale_range, size), seed=seed + 2)
   ds = ds.batch(global_batch // count, drop_remainder=True)
-  if augment:
+  if augment and not split.scale_range:
+    if split.image_shape[0] != split.image_shape[1]:
+      raise ValueError("augmentation rotates by 90 degrees: patches must be "
+                       f"square, got {split.image_shape[:2]}.")
     ds = ds.random_map(lambda b, rng: augment_batch(b, rng), seed=seed + 1)
   return ds.map(_to_float)
 
 
 def eval_batches(split: SegSplit, batch: int) -> Iterator[dict]:
-  """This host's padded evaluation batches with a per-example ``valid``."""
+  """This host's padded evaluation batches with a per-example ``valid``;
+  VOC images are padded to the split's size with label 255."""
   count, index = jax.process_count(), jax.process_index()
   order = np.arange(split.num_examples)[index::count]
+  size = split.image_shape[0]
   for start in range(0, len(order), batch):
     picked = order[start:start + batch]
     real = len(picked)
     picked = np.concatenate([picked, np.repeat(picked[-1:], batch - real)])
-    out = _to_float({"image": split.images[picked],
-                     "mask": split.masks[picked]})
+    records = [split.source[int(i)] for i in picked]
+    if split.source and not isinstance(split.source, _Arrays):
+      for r in records:
+        if max(r["mask"].shape) > size:
+          raise ValueError(f"an evaluation image of {r['mask'].shape} is "
+                           f"larger than eval_size={size}.")
+      records = [dict(zip(("image", "mask"), _fit(r["image"], r["mask"],
+                                                  size))) for r in records]
+    out = _to_float({"image": np.stack([r["image"] for r in records]),
+                     "mask": np.stack([r["mask"] for r in records])})
     out["valid"] = np.arange(batch) < real
     yield out

@@ -19,6 +19,7 @@ from dropgraph_jax.models.efficientnet import EfficientNet
 from dropgraph_jax.models.gcn import GCN, DeepGCN, GCNGraphClassifier
 from dropgraph_jax.models.regnet import RegNetX
 from dropgraph_jax.models.resnet import ResNet
+from dropgraph_jax.models.resnet_segmentation import DeepLabV3, FCN32s
 from dropgraph_jax.models.sites import Site, check_policy, list_sites
 from dropgraph_jax.models.transformer_xl import CONFIGS as TXL_CONFIGS
 from dropgraph_jax.models.transformer_xl import TransformerXL
@@ -91,6 +92,17 @@ REGISTRY: Dict[str, tuple] = {
                   (2, 16, 16, 3)),
     "attention_unet_tiny": (_p(UNet, width=4, levels=2, attention=True),
                             "segmentation", (2, 16, 16, 3)),
+    "fcn32s_resnet50": (_p(FCN32s, stage_sizes=(3, 4, 6, 3), num_classes=21),
+                        "segmentation", (2, 224, 224, 3)),
+    "deeplabv3_resnet50": (_p(DeepLabV3, stage_sizes=(3, 4, 6, 3),
+                              num_classes=21), "segmentation",
+                           (2, 224, 224, 3)),
+    "fcn32s_tiny": (_p(FCN32s, stage_sizes=(1, 1, 1, 1), block="basic",
+                       width=4, num_classes=3), "segmentation",
+                    (2, 32, 32, 3)),
+    "deeplabv3_tiny": (_p(DeepLabV3, stage_sizes=(1, 1, 1, 1), block="basic",
+                          width=4, num_classes=3), "segmentation",
+                       (2, 32, 32, 3)),
     "dgcnn_small": (_p(DGCNN, k=10, widths=(32, 32, 64, 64), emb=256,
                        head=(128, 64)), "points", (2, 256, 3)),
 }
@@ -122,6 +134,6 @@ def example_shape(name: str) -> tuple:
 
 
 __all__ = ["DGCNN", "DeepGCN", "EfficientNet", "GCN", "GCNGraphClassifier",
-           "REGISTRY", "RegNetX", "ResNet", "Site",
+           "DeepLabV3", "FCN32s", "REGISTRY", "RegNetX", "ResNet", "Site",
            "TransformerXL", "UNet", "WideResNet", "check_policy", "example_shape",
            "get_model", "list_sites", "model_kind"]

@@ -16,12 +16,13 @@ conv_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
 def conv(features: int, kernel: int, strides: int = 1, *, dtype: Any,
-         name: str, groups: int = 1) -> nn.Conv:
-  pad = (kernel - 1) // 2
+         name: str, groups: int = 1, dilation: int = 1) -> nn.Conv:
+  pad = dilation * (kernel - 1) // 2
   return nn.Conv(features, (kernel, kernel), (strides, strides),
                  padding=((pad, pad), (pad, pad)), use_bias=False,
                  feature_group_count=groups, kernel_init=conv_init,
-                 dtype=dtype, param_dtype=jnp.float32, name=name)
+                 kernel_dilation=(dilation, dilation), dtype=dtype,
+                 param_dtype=jnp.float32, name=name)
 
 
 def batch_norm(train: bool, *, dtype: Any, name: str, momentum: float = 0.9,

@@ -47,6 +47,7 @@ class BasicBlock(nn.Module):
   strides: int = 1
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
+  dilation: int = 1  # of the 3x3 conv (dilated trunks for segmentation)
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None, next_kernel=None):
@@ -55,11 +56,12 @@ class BasicBlock(nn.Module):
                              rate_factor)
     conv2 = conv_kernel(self, "conv2")
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
-                name="conv1")(x)
+                name="conv1", dilation=self.dilation)(x)
     y = site("bn1", bb.batch_norm(train, dtype=self.dtype, name="norm1")(y),
              next_conv_kernel=conv2)
     y = site("relu1", nn.relu(y), next_conv_kernel=conv2)
-    y = bb.conv(self.features, 3, dtype=self.dtype, name="conv2")(y)
+    y = bb.conv(self.features, 3, dtype=self.dtype, name="conv2",
+                dilation=self.dilation)(y)
     y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2",
                                   zero_init=True)(y),
              next_conv_kernel=next_kernel)
@@ -88,7 +90,7 @@ class Bottleneck(BasicBlock):
              next_conv_kernel=conv2)
     y = site("relu1", nn.relu(y), next_conv_kernel=conv2)
     y = bb.conv(self.features, 3, self.strides, dtype=self.dtype,
-                name="conv2")(y)
+                name="conv2", dilation=self.dilation)(y)
     y = site("bn2", bb.batch_norm(train, dtype=self.dtype, name="norm2")(y),
              next_conv_kernel=conv3)
     y = site("relu2", nn.relu(y), next_conv_kernel=conv3)
@@ -116,8 +118,14 @@ class ResNet(nn.Module):
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
 
-  @nn.compact
-  def __call__(self, x, train: bool, rate_factor=None):
+  # Segmentation trunks replace the stride of the last stages by dilation
+  # (DeepLabV3's output stride 8 or 16); 0 keeps every stride.
+  output_stride: int = 0
+
+  def trunk(self, x, train: bool, rate_factor=None):
+    """The stem and every block, in this module's scope (the sites keep
+    their ``stageS/blockB/...`` names in the models built on it): the last
+    feature map."""
     name = type(self).__name__
     if self.stem not in ("imagenet", "cifar"):
       raise ValueError(f"{name}: stem must be 'imagenet' or 'cifar', got "
@@ -137,15 +145,26 @@ class ResNet(nn.Module):
     block_cls = Bottleneck if self.block == "bottleneck" else BasicBlock
     names = [f"stage{s + 1}/block{b}"
              for s, size in enumerate(self.stage_sizes) for b in range(size)]
+    reduction = 4 if self.stem == "imagenet" else 1
+    dilation = 1
     for i, name in enumerate(names):
       s = int(name[len("stage")]) - 1
       strides = 2 if s > 0 and name.endswith("/block0") else 1
+      if strides == 2 and self.output_stride and \
+          reduction * 2 > self.output_stride:
+        strides, dilation = 1, dilation * 2  # dilate instead of striding
+      reduction *= strides
       # Disout at a block's last sites reads the next block's conv1 (the
       # last block has none: Disout then uses its 0.01 constant).
       following = (conv_kernel(self, names[i + 1], "conv1")
                    if i + 1 < len(names) else None)
       x = block_cls(self.width * 2**s, strides, self.policy, self.dtype,
-                    name=name)(x, train, rate_factor, following)
+                    dilation, name=name)(x, train, rate_factor, following)
+    return x
+
+  @nn.compact
+  def __call__(self, x, train: bool, rate_factor=None):
+    x = self.trunk(x, train, rate_factor)
     logits = bb.global_pool_logits(
         x, bb.classifier(self.num_classes, dtype=self.dtype))
     check_policy(self, self.policy)

@@ -235,7 +235,8 @@ NUMERIC_FIELDS = {
     "fold": (0, int, None), "num_folds": (2, int, None),
     "num_points": (1, int, None), "synthetic_per_class": (0, int, None),
     "cluster_parts": (1, int, None), "clusters_per_batch": (1, int, None),
-    "patch_size": (1, int, None),
+    "patch_size": (1, int, None), "crop_size": (1, int, None),
+    "eval_size": (1, int, None), "lr_min": (0, float, None),
 }
 OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha")
 # Text fields with a fixed set of values (the others are checked where

@@ -9,7 +9,8 @@ Config fields (see ``configs/default.py``):
   (``optax.add_decayed_weights``), as PyTorch's ``SGD(weight_decay=...)``
   in the papers' code; not decoupled (AdamW-style) decay.
 * ``lr_schedule``: ``'piecewise'`` (``learning_rate`` times ``lr_decay`` at
-  each of ``lr_boundaries_epochs``), ``'cosine'`` (to 0 at the last step),
+  each of ``lr_boundaries_epochs``), ``'cosine'`` (to ``lr_min``, default
+  0, at the last step),
   ``'exponential'`` (times ``lr_decay`` every ``lr_decay_epochs``,
   staircase, as EfficientNet's 0.97 every 2.4 epochs), ``'inverse_time'``
   (``learning_rate / (1 + lr_decay * step)``, Keras' ``decay`` argument,
@@ -42,7 +43,8 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
                   for e in config.lr_boundaries_epochs}
     schedule = optax.piecewise_constant_schedule(lr, boundaries)
   elif name == "cosine":
-    schedule = optax.cosine_decay_schedule(lr, decay_steps)
+    schedule = optax.cosine_decay_schedule(
+        lr, decay_steps, alpha=config.get("lr_min", 0.0) / lr)
   elif name == "exponential":
     every = max(1, int(round(config.lr_decay_epochs * steps_per_epoch)))
     schedule = optax.exponential_decay(lr, every, config.lr_decay,

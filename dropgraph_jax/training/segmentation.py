@@ -6,7 +6,8 @@ step over the ``data`` mesh with the state donated, keys from
 ``fold_in(key, step)``, the regularizer ramp as a traced rate factor,
 checkpoints with the input position and the integrity record (exact
 resume), ``log.txt`` / TensorBoard / ``results.json`` with provenance.
-The loss is the mean per-pixel cross entropy (the paper's); evaluation
+The loss is the mean per-pixel cross entropy (the paper's) over the
+pixels not labelled 255 (VOC's borders and padding); evaluation
 accumulates one confusion matrix over the test split
 (:mod:`segmentation_metrics`) and reports the foreground IoU and Dice
 (the paper's MoNuSeg "mIoU" and "DICE"), mIoU over both classes and
@@ -34,7 +35,9 @@ from jax.sharding import PartitionSpec as P
 
 from dropgraph_jax.data import segmentation as seg_data
 from dropgraph_jax.models import get_model, list_sites
+from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.models import unet as unet_lib
+from dropgraph_jax.models.unet import UNet
 from dropgraph_jax.patterns import Policy, RegularizerSpec
 from dropgraph_jax.regularizers import registry
 from dropgraph_jax.training import checkpointing, common
@@ -42,7 +45,7 @@ from dropgraph_jax.training import segmentation_metrics as metrics
 from dropgraph_jax.training.classifier import TrainState
 from dropgraph_jax.training.run_log import RunLog
 
-AUGMENTATIONS = ("flip_rot90", "none")
+AUGMENTATIONS = ("flip_rot90", "scale_flip_crop", "none")
 REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
                      "disout", "dropgraph")
 
@@ -56,9 +59,24 @@ def build_policy(config, input_shape) -> Optional[Policy]:
              for name in registry.get(reg.name).config_options}
   options.update(dict(reg.get("options", {})))
   spec = RegularizerSpec(reg.name, options).validate("config.regularizer")
-  sites = list_sites(get_model(config.model, **config.model_kwargs),
-                     input_shape)
-  return unet_lib.paper_policy(sites, spec, reg.get("level") or None)
+  model = get_model(config.model, **config.model_kwargs)
+  sites = list_sites(model, input_shape)
+  if isinstance(model, UNet):
+    return unet_lib.paper_policy(sites, spec, reg.get("level") or None)
+  # FCN-32s / DeepLabV3: the ResNet trunk's last two groups, as for
+  # classification.
+  return resnet_lib.paper_policy(
+      sites, spec, stages=tuple(reg.stages), placement=reg.block_sites,
+      labels=reg.site_labels, stage_scales=tuple(reg.stage_rate_scales))
+
+
+def masked_cross_entropy(logits, labels) -> jax.Array:
+  """Mean per-pixel cross entropy over the pixels not labelled
+  ``IGNORE_LABEL`` (VOC's borders, padding)."""
+  valid = labels != metrics.IGNORE_LABEL
+  ce = optax.softmax_cross_entropy_with_integer_labels(
+      logits, jnp.where(valid, labels, 0))
+  return jnp.sum(ce * valid) / jnp.maximum(jnp.sum(valid), 1)
 
 
 def make_steps(model, tx, rate_factor_fn, base_key, num_classes: int):
@@ -71,9 +89,8 @@ def make_steps(model, tx, rate_factor_fn, base_key, num_classes: int):
           {"params": params, "batch_stats": state.batch_stats},
           batch["image"], train=True, rate_factor=factor,
           rngs={"dropout": key}, mutable=["batch_stats"])
-      loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
-          logits, batch["mask"]))
-      return loss, (logits, updates["batch_stats"])
+      return masked_cross_entropy(logits, batch["mask"]), (
+          logits, updates["batch_stats"])
 
     (loss, (logits, stats)), grads = jax.value_and_grad(
         loss_fn, has_aux=True)(state.params)
@@ -81,7 +98,9 @@ def make_steps(model, tx, rate_factor_fn, base_key, num_classes: int):
     new_state = TrainState(state.step + 1,
                            optax.apply_updates(state.params, updates), stats,
                            opt_state)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["mask"])
+    valid = batch["mask"] != metrics.IGNORE_LABEL
+    accuracy = jnp.sum((jnp.argmax(logits, -1) == batch["mask"]) & valid) / \
+        jnp.maximum(jnp.sum(valid), 1)
     return new_state, {"loss": loss, "pixel_accuracy": accuracy,
                        "rate_factor": factor}
 
@@ -112,10 +131,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     raise ValueError(f"config.augment must be one of {list(AUGMENTATIONS)} "
                      f"for segmentation, got {config.augment!r}.")
   common.ensure_writable(workdir)
-  load = dict(data_dir=config.data_dir, patch=config.patch_size,
-              image_size=config.image_size)
-  train_split = seg_data.load_split(config.dataset, "train", **load)
-  test_split = seg_data.load_split(config.dataset, config.eval_split, **load)
+  train_split = seg_data.load_split(config, config.train_split)
+  test_split = seg_data.load_split(config, config.eval_split)
   if config.batch_size > train_split.num_examples:
     raise ValueError(f"config.batch_size={config.batch_size} is larger than "
                      f"the {train_split.num_examples} training patches.")
@@ -125,9 +142,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                               steps_per_epoch)
   config = common.resolved(config, num_train_steps=total_steps)
   policy = build_policy(config, input_shape)
+  model_kwargs = {"num_classes": train_split.num_classes,
+                  **config.model_kwargs}  # the data's classes by default
   model = get_model(config.model, policy=policy,
-                    num_classes=train_split.num_classes,
-                    dtype=jnp.dtype(config.dtype), **config.model_kwargs)
+                    dtype=jnp.dtype(config.dtype), **model_kwargs)
   mesh = common.data_mesh(config)
   data_sharding = NamedSharding(mesh, P("data"))
   replicated = NamedSharding(mesh, P())
@@ -146,7 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       jax.random.fold_in(base_key, common.INIT_STREAM))
   iterator = iter(seg_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
-      augment=config.augment == "flip_rot90").to_iter_dataset(
+      augment=config.augment != "none").to_iter_dataset(
           grain.ReadOptions(num_threads=config.input_threads,
                             prefetch_buffer_size=config.prefetch_batches)))
   mngr, restored = common.open_checkpoints(
