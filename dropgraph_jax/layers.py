@@ -31,6 +31,7 @@ import jax.numpy as jnp
 
 from dropgraph_jax.regularizers import _validate as v
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
+from dropgraph_jax.regularizers import partial_reasoning
 from dropgraph_jax.regularizers.disout import disout
 from dropgraph_jax.regularizers.drop_block import drop_block
 from dropgraph_jax.regularizers.dropout import (
@@ -206,3 +207,34 @@ class DropGraph(nn.Module):
         reduction=self.reduction, share_channels=self.share_channels,
         rescale=self.rescale, clip_block_size=self.clip_block_size,
         vertex_gradient=self.vertex_gradient, rng=generator(self))
+
+
+class PartialGraphReasoning(nn.Module):
+  """:func:`~dropgraph_jax.regularizers.partial_reasoning.
+  partial_graph_reasoning` (Eq. 4, DropGraph Table 1) with W as a Linen
+  param ``reasoning_w``; keys from ``rng_collection`` for 'random'
+  sampling."""
+  alpha: float = 0.25
+  sampling: str = "random"
+  at_inference: bool = False
+  temperature: Optional[float] = None
+  deterministic: Optional[bool] = None
+  rng_collection: str = "dropout"
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
+               rng: Optional[jax.Array] = None) -> jax.Array:
+    deterministic = nn.merge_param("deterministic", self.deterministic,
+                                   deterministic)
+    c = x.shape[-1]
+    w = self.param("reasoning_w", nn.initializers.lecun_normal(), (c, c),
+                   self.param_dtype)
+    active = not deterministic or self.at_inference
+    key = rng
+    if active and key is None and self.sampling == "random":
+      key = self.make_rng(self.rng_collection)
+    return partial_reasoning.partial_graph_reasoning(
+        x, {"reasoning_w": w}, key=key, train=not deterministic,
+        alpha=self.alpha, sampling=self.sampling,
+        at_inference=self.at_inference, temperature=self.temperature)
