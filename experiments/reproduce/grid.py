@@ -23,6 +23,10 @@ from scipy import stats
 from dropgraph_jax.training import trainers as train
 from experiments import report
 
+# Result keys shown in percent, as the metric: accuracies and the
+# segmentation overlaps.
+PERCENT_SUFFIXES = ("accuracy", "iou_fg", "dice_fg", "miou", "macc")
+
 
 def run_grid(variants: Dict[str, Callable[[int], object]], seeds: List[int],
              workdir: str, metric: str) -> Dict[str, List[dict]]:
@@ -53,7 +57,7 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
           pairs: List[tuple] = ()) -> None:
   """Markdown (``out``) and a bar chart (``out`` with ``.png``) of
   ``metric``; ``extra`` (result key -> label) adds mean +- std columns
-  (keys ending in ``accuracy`` scaled like ``metric``); ``pairs`` of
+  (keys ending in :data:`PERCENT_SUFFIXES` scaled like ``metric``); ``pairs`` of
   variant names get a significance test (:func:`significance`)."""
   extra = extra or {}
   total = sum(r["wall_time_s"] for runs in results.values() for r in runs)
@@ -68,7 +72,7 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
 
   def summary(key):
     values = np.array([r[key] for r in runs]) * (
-        scale if key == metric or key.endswith("accuracy") else 1.0)
+        scale if key == metric or key.endswith(PERCENT_SUFFIXES) else 1.0)
     return values, values.mean(), (values.std(ddof=1) if len(values) > 1
                                    else 0.0)
 
