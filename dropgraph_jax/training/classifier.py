@@ -17,19 +17,14 @@ the parameters of an uninterrupted run (tested).
 
 from __future__ import annotations
 
-import logging
+import functools
 import time
 from typing import Any, Dict, Optional
 
-import flax
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from dropgraph_jax.data import images as image_data
 from dropgraph_jax.models import get_model, list_sites
@@ -39,8 +34,8 @@ from dropgraph_jax.models import resnet as resnet_lib
 from dropgraph_jax.patterns import Policy, RegularizerSpec
 from dropgraph_jax.regularizers import registry, schedules
 from dropgraph_jax.regularizers._validate import check_number, compile_regex
-from dropgraph_jax.training import checkpointing, common
-from dropgraph_jax.training.run_log import RunLog
+from dropgraph_jax.training import common, supervised
+from dropgraph_jax.training.supervised import TrainState
 
 # Library regularizers an image model takes from config.regularizer.name
 # (the sequence ones, variational and word dropout, are for token models).
@@ -48,14 +43,6 @@ IMAGE_REGULARIZERS = tuple(
     name for name, entry in registry.REGISTRY.items()
     if entry.layout in ("NHWC", "N...", "any"))
 REGULARIZER_NAMES = ("none", *IMAGE_REGULARIZERS, "policy")
-
-
-@flax.struct.dataclass
-class TrainState:
-  step: jax.Array
-  params: Any
-  batch_stats: Any
-  opt_state: Any
 
 
 def build_policy(config: ml_collections.ConfigDict, model_name: str,
@@ -148,28 +135,13 @@ def _cross_entropy(logits, labels, smoothing: float = 0.0):
 
 
 def make_steps(model, tx, rate_factor_fn, base_key, label_smoothing=0.0):
-  def train_step(state: TrainState, batch):
-    key = jax.random.fold_in(base_key, state.step)
-    factor = rate_factor_fn(state.step)
+  def objective(logits, batch):
+    loss = jnp.mean(_cross_entropy(logits, batch["label"], label_smoothing))
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) ==
+                                       batch["label"])}
 
-    def loss_fn(params):
-      logits, updates = model.apply(
-          {"params": params, "batch_stats": state.batch_stats},
-          batch["image"], train=True, rate_factor=factor,
-          rngs={"dropout": key}, mutable=["batch_stats"])
-      loss = jnp.mean(_cross_entropy(logits, batch["label"],
-                                     label_smoothing))
-      return loss, (logits, updates["batch_stats"])
-
-    (loss, (logits, stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = TrainState(state.step + 1,
-                           optax.apply_updates(state.params, updates), stats,
-                           opt_state)
-    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["label"])
-    return new_state, {"loss": loss, "accuracy": accuracy,
-                       "rate_factor": factor}
+  train_step = supervised.make_train_step(model, tx, rate_factor_fn,
+                                          base_key, objective)
 
   def eval_step(state: TrainState, batch):
     logits = model.apply({"params": state.params,
@@ -250,110 +222,41 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   model = get_model(config.model, policy=policy,
                     dtype=jnp.dtype(config.dtype), **model_kwargs)
   mesh = common.data_mesh(config)
-  data_sharding = NamedSharding(mesh, P("data"))
-  replicated = NamedSharding(mesh, P())
-
   tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
       config, steps_per_epoch, total_steps)
   base_key = jax.random.key(config.seed)
-
-  def init(key):
-    variables = model.init({"params": key, "dropout": key},
-                           jnp.zeros(input_shape, jnp.float32), train=False)
-    return TrainState(jnp.zeros((), jnp.int32), variables["params"],
-                      variables.get("batch_stats", {}),
-                      tx.init(variables["params"]))
-
-  state = jax.jit(init, out_shardings=replicated)(
-      jax.random.fold_in(base_key, common.INIT_STREAM))
-  dataset = image_data.train_dataset(
+  train_step, eval_step, data_sharding, replicated = supervised.jit_steps(
+      *make_steps(model, tx, rate_factor_fn, base_key,
+                  config.get("label_smoothing", 0.0)), mesh)
+  state = supervised.init_state(model, tx, input_shape, base_key, replicated)
+  iterator = supervised.iterate(image_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
-      augment=config.augment, pad=config.crop_padding, image_size=size)
-  iterator = iter(dataset.to_iter_dataset(grain.ReadOptions(
-      num_threads=config.input_threads,
-      prefetch_buffer_size=config.prefetch_batches)))
+      augment=config.augment, pad=config.crop_padding, image_size=size),
+      config)
 
-  mngr, restored = common.open_checkpoints(
-      config, workdir, state, lambda position, _: iterator.set_state(position))
-  record = common.config_record(config)
-  start_step = 0
-  if restored is not None:
-    start_step, state, _ = restored
-    logging.info("Resumed from step %d.", start_step)
-
-  train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key,
-                                     config.get("label_smoothing", 0.0))
-  train_step = jax.jit(train_step, in_shardings=(replicated, data_sharding),
-                       out_shardings=(replicated, replicated),
-                       donate_argnums=0)
-  eval_step = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
-                      out_shardings=replicated)
-
-  run_log = RunLog(workdir, total_steps, start_step, config)
-  run_log.header(f"{config.model} on {config.dataset}",
-                 common.param_count(state.params), config.regularizer.name,
-                 0 if policy is None else len(policy), mesh.size)
-  log = run_log.scalars
-  history = []
-  tick, tick_step = time.time(), start_step
-  eval_every = config.eval_every_epochs and int(
-      config.eval_every_epochs * steps_per_epoch)
-  try:
-    for step in range(start_step, total_steps):
-      batch = common.to_global(next(iterator), data_sharding)
-      state, metrics = train_step(state, batch)
-      history.append(metrics)
-      done = step + 1
-      if mngr.should_save(done) or done == total_steps:
-        common.check_finite_state(done, state.params, mngr.latest_step())
-      if done % config.log_every_steps == 0 or done == total_steps:
-        means = {f"train/{k}": float(np.mean([jax.device_get(m[k])
-                                              for m in history]))
-                 for k in history[0]}
-        elapsed = time.time() - tick
-        means["train/images_per_sec"] = (
-            (done - tick_step) * config.batch_size / max(elapsed, 1e-9))
-        means["train/learning_rate"] = float(lr_schedule(done))
-        factor = means.pop("train/rate_factor")
-        if policy is not None:  # no ramp to show without a regularizer
-          means["train/regularizer_rate_factor"] = factor
-        common.check_finite(done, means["train/loss"], mngr.latest_step())
-        log(done, means)
-        history, tick, tick_step = [], time.time(), done
-      checkpointing.save(mngr, done, state, iterator.get_state(),
-                         config=record)
-      if eval_every and done % eval_every == 0 and done != total_steps:
-        scores = evaluate(eval_step, state, test_split,
-                          config.eval_batch_size, data_sharding, size)
-        log(done, {f"eval/{k}": val for k, val in scores.items()})
-      if config.preempt_at_step and done == config.preempt_at_step:
-        mngr.wait_until_finished()
-        raise common.Preempted(f"simulated preemption after step {done}")
-    checkpointing.save(mngr, total_steps, state, iterator.get_state(),
-                       force=mngr.latest_step() != total_steps, config=record)
-    mngr.wait_until_finished()
-  finally:
-    mngr.close()
-  scores = evaluate(eval_step, state, test_split, config.eval_batch_size,
+  def scores_on(split, state):
+    return evaluate(eval_step, state, split, config.eval_batch_size,
                     data_sharding, size)
-  log(total_steps, {f"eval/{k}": val for k, val in scores.items()})
+
+  state, run_log = supervised.train(
+      config, workdir, state=state, iterator=iterator, train_step=train_step,
+      evaluate=functools.partial(scores_on, test_split), sharding=data_sharding,
+      policy=policy, mesh=mesh, lr_schedule=lr_schedule,
+      steps_per_epoch=steps_per_epoch, examples="images")
+  scores = scores_on(test_split, state)
+  run_log.scalars(total_steps, {f"eval/{k}": v for k, v in scores.items()})
   # The same eval-mode metric on training images: over- vs underfitting.
-  fit = evaluate(eval_step, state, train_eval_split, config.eval_batch_size,
-                 data_sharding, size)
-  log(total_steps, {f"train_eval/{k}": val for k, val in fit.items()})
+  fit = scores_on(train_eval_split, state)
+  run_log.scalars(total_steps, {f"train_eval/{k}": v for k, v in fit.items()})
   run_log.close()
-  results = {"model": config.model, "dataset": config.dataset,
-             "regularizer": config.regularizer.name,
-             "policy_sites": 0 if policy is None else len(policy),
-             "steps": total_steps, "test_loss": scores["loss"],
-             "test_accuracy": scores["accuracy"], "test_top5": scores["top5"],
+  results = {**supervised.results_base(config, policy, total_steps,
+                                       start_time, mesh),
+             "test_loss": scores["loss"], "test_accuracy": scores["accuracy"],
+             "test_top5": scores["top5"],
              "train_eval_accuracy": fit["accuracy"],
              "train_eval_loss": fit["loss"],
              "train_examples": train_split.num_examples,
-             "train_eval_examples": train_eval_split.num_examples,
-             "wall_time_s": time.time() - start_time,
-             "devices": mesh.size,
-             "backend": jax.default_backend()}
+             "train_eval_examples": train_eval_split.num_examples}
   run_log.write_results(results)
   results["state"] = state
   return results

@@ -21,17 +21,14 @@ Placement (``config.regularizer.placement='paper'``):
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Dict, Optional
 
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
 
 from dropgraph_jax.data import segmentation as seg_data
 from dropgraph_jax.models import get_model, list_sites
@@ -40,10 +37,9 @@ from dropgraph_jax.models import unet as unet_lib
 from dropgraph_jax.models.unet import UNet
 from dropgraph_jax.patterns import Policy, RegularizerSpec
 from dropgraph_jax.regularizers import registry
-from dropgraph_jax.training import checkpointing, common
+from dropgraph_jax.training import common, supervised
 from dropgraph_jax.training import segmentation_metrics as metrics
-from dropgraph_jax.training.classifier import TrainState
-from dropgraph_jax.training.run_log import RunLog
+from dropgraph_jax.training.supervised import TrainState
 
 AUGMENTATIONS = ("flip_rot90", "scale_flip_crop", "none")
 REGULARIZER_NAMES = ("none", "dropout", "spatial_dropout", "drop_block",
@@ -80,29 +76,14 @@ def masked_cross_entropy(logits, labels) -> jax.Array:
 
 
 def make_steps(model, tx, rate_factor_fn, base_key, num_classes: int):
-  def train_step(state: TrainState, batch):
-    key = jax.random.fold_in(base_key, state.step)
-    factor = rate_factor_fn(state.step)
-
-    def loss_fn(params):
-      logits, updates = model.apply(
-          {"params": params, "batch_stats": state.batch_stats},
-          batch["image"], train=True, rate_factor=factor,
-          rngs={"dropout": key}, mutable=["batch_stats"])
-      return masked_cross_entropy(logits, batch["mask"]), (
-          logits, updates["batch_stats"])
-
-    (loss, (logits, stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = TrainState(state.step + 1,
-                           optax.apply_updates(state.params, updates), stats,
-                           opt_state)
+  def objective(logits, batch):
     valid = batch["mask"] != metrics.IGNORE_LABEL
-    accuracy = jnp.sum((jnp.argmax(logits, -1) == batch["mask"]) & valid) / \
-        jnp.maximum(jnp.sum(valid), 1)
-    return new_state, {"loss": loss, "pixel_accuracy": accuracy,
-                       "rate_factor": factor}
+    hits = (jnp.argmax(logits, -1) == batch["mask"]) & valid
+    return masked_cross_entropy(logits, batch["mask"]), {
+        "pixel_accuracy": jnp.sum(hits) / jnp.maximum(jnp.sum(valid), 1)}
+
+  train_step = supervised.make_train_step(model, tx, rate_factor_fn,
+                                          base_key, objective)
 
   def eval_step(state: TrainState, batch):
     logits = model.apply({"params": state.params,
@@ -147,86 +128,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   model = get_model(config.model, policy=policy,
                     dtype=jnp.dtype(config.dtype), **model_kwargs)
   mesh = common.data_mesh(config)
-  data_sharding = NamedSharding(mesh, P("data"))
-  replicated = NamedSharding(mesh, P())
   tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
       config, steps_per_epoch, total_steps)
   base_key = jax.random.key(config.seed)
-
-  def init(key):
-    variables = model.init({"params": key, "dropout": key},
-                           jnp.zeros(input_shape, jnp.float32), train=False)
-    return TrainState(jnp.zeros((), jnp.int32), variables["params"],
-                      variables.get("batch_stats", {}),
-                      tx.init(variables["params"]))
-
-  state = jax.jit(init, out_shardings=replicated)(
-      jax.random.fold_in(base_key, common.INIT_STREAM))
-  iterator = iter(seg_data.train_dataset(
+  train_step, eval_step, data_sharding, replicated = supervised.jit_steps(
+      *make_steps(model, tx, rate_factor_fn, base_key,
+                  train_split.num_classes), mesh)
+  state = supervised.init_state(model, tx, input_shape, base_key, replicated)
+  iterator = supervised.iterate(seg_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
-      augment=config.augment != "none").to_iter_dataset(
-          grain.ReadOptions(num_threads=config.input_threads,
-                            prefetch_buffer_size=config.prefetch_batches)))
-  mngr, restored = common.open_checkpoints(
-      config, workdir, state, lambda position, _: iterator.set_state(position))
-  record = common.config_record(config)
-  start_step = 0 if restored is None else restored[0]
-  if restored is not None:
-    state = restored[1]
-  train_step, eval_step = make_steps(model, tx, rate_factor_fn, base_key,
-                                     train_split.num_classes)
-  # The state is donated: each step updates it in place.
-  train_step = jax.jit(train_step, in_shardings=(replicated, data_sharding),
-                       out_shardings=(replicated, replicated),
-                       donate_argnums=0)
-  eval_step = jax.jit(eval_step, in_shardings=(replicated, data_sharding),
-                      out_shardings=replicated)
-  run_log = RunLog(workdir, total_steps, start_step, config)
-  run_log.header(f"{config.model} on {config.dataset}",
-                 common.param_count(state.params), config.regularizer.name,
-                 0 if policy is None else len(policy), mesh.size)
-  history = []
-  try:
-    for step in range(start_step, total_steps):
-      state, step_metrics = train_step(
-          state, common.to_global(next(iterator), data_sharding))
-      history.append(step_metrics)
-      done = step + 1
-      if mngr.should_save(done) or done == total_steps:
-        common.check_finite_state(done, state.params, mngr.latest_step())
-      if done % config.log_every_steps == 0 or done == total_steps:
-        means = {f"train/{k}": float(np.mean([jax.device_get(m[k])
-                                              for m in history]))
-                 for k in history[0]}
-        factor = means.pop("train/rate_factor")
-        if policy is not None:  # no ramp to show without a regularizer
-          means["train/regularizer_rate_factor"] = factor
-        means["train/learning_rate"] = float(lr_schedule(done))
-        common.check_finite(done, means["train/loss"], mngr.latest_step())
-        run_log.scalars(done, means)
-        history = []
-      checkpointing.save(mngr, done, state, iterator.get_state(),
-                         config=record)
-      if config.preempt_at_step and done == config.preempt_at_step:
-        mngr.wait_until_finished()
-        raise common.Preempted(f"simulated preemption after step {done}")
-    checkpointing.save(mngr, total_steps, state, iterator.get_state(),
-                       force=mngr.latest_step() != total_steps, config=record)
-    mngr.wait_until_finished()
-  finally:
-    mngr.close()
-  scores = evaluate(eval_step, state, test_split, config.eval_batch_size,
+      augment=config.augment != "none"), config)
+
+  def scores_on(split, state):
+    return evaluate(eval_step, state, split, config.eval_batch_size,
                     data_sharding)
+
+  state, run_log = supervised.train(
+      config, workdir, state=state, iterator=iterator, train_step=train_step,
+      evaluate=functools.partial(scores_on, test_split), sharding=data_sharding,
+      policy=policy, mesh=mesh, lr_schedule=lr_schedule,
+      steps_per_epoch=steps_per_epoch, examples="patches")
+  scores = scores_on(test_split, state)
   run_log.scalars(total_steps, {f"eval/{k}": v for k, v in scores.items()})
-  fit = evaluate(eval_step, state, train_split, config.eval_batch_size,
-                 data_sharding)
+  fit = scores_on(train_split, state)
   run_log.scalars(total_steps, {f"train_eval/{k}": v for k, v in fit.items()})
   run_log.close()
-  results = {"model": config.model, "dataset": config.dataset,
-             "regularizer": config.regularizer.name,
-             "policy_sites": 0 if policy is None else len(policy),
-             "steps": total_steps, "wall_time_s": time.time() - start_time,
-             "devices": mesh.size, "backend": jax.default_backend(),
+  results = {**supervised.results_base(config, policy, total_steps,
+                                       start_time, mesh),
              **{f"test_{k}": v for k, v in scores.items()},
              **{f"train_eval_{k}": v for k, v in fit.items()}}
   run_log.write_results(results)

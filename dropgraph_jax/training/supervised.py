@@ -1,0 +1,179 @@
+"""The loop the two NHWC trainers share: the image classifier
+(:mod:`classifier`) and segmentation (:mod:`segmentation`).
+
+A trainer builds its data, model, optimizer and jitted steps; this module
+holds the rest, identical for both: the train state (params, batch
+statistics, optimizer state, step), its initialisation from the
+``INIT_STREAM`` key, the input iterator, and :func:`train` (checkpoint
+restore with the input position inside the refusal path, the header,
+the step loop with logging, NaN guards, periodic evaluation, checkpoints
+and simulated preemption, the final save). Its ``train_step(state,
+batch)`` returns ``(state, metrics)`` with ``loss`` and ``rate_factor``
+among the metrics; ``evaluate(state)`` returns a dict of scores.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Tuple
+
+import flax
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from dropgraph_jax.training import checkpointing, common
+from dropgraph_jax.training.run_log import RunLog
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def init_state(model, tx, input_shape, base_key, sharding) -> TrainState:
+  """The initial state, placed on ``sharding`` (replicated)."""
+  def init(key):
+    variables = model.init({"params": key, "dropout": key},
+                           jnp.zeros(input_shape, jnp.float32), train=False)
+    return TrainState(jnp.zeros((), jnp.int32), variables["params"],
+                      variables.get("batch_stats", {}),
+                      tx.init(variables["params"]))
+  return jax.jit(init, out_shardings=sharding)(
+      jax.random.fold_in(base_key, common.INIT_STREAM))
+
+
+def make_train_step(model, tx, rate_factor_fn, base_key,
+                    objective: Callable) -> Callable:
+  """``train_step(state, batch) -> (state, metrics)``: one optimizer step
+  on ``objective(logits, batch) -> (loss, {metric: value})``, the
+  model's batch statistics updated, the dropout key ``fold_in(base_key,
+  step)`` and the regularizer ramp's ``rate_factor`` at the step."""
+  def train_step(state: TrainState, batch):
+    key = jax.random.fold_in(base_key, state.step)
+    factor = rate_factor_fn(state.step)
+
+    def loss_fn(params):
+      logits, updates = model.apply(
+          {"params": params, "batch_stats": state.batch_stats},
+          batch["image"], train=True, rate_factor=factor,
+          rngs={"dropout": key}, mutable=["batch_stats"])
+      loss, metrics = objective(logits, batch)
+      return loss, (metrics, updates["batch_stats"])
+
+    (loss, (metrics, stats)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    new_state = TrainState(state.step + 1,
+                           optax.apply_updates(state.params, updates), stats,
+                           opt_state)
+    return new_state, {"loss": loss, **metrics, "rate_factor": factor}
+  return train_step
+
+
+def iterate(dataset: grain.MapDataset, config):
+  """The dataset's checkpointable iterator with the config's threads."""
+  return iter(dataset.to_iter_dataset(grain.ReadOptions(
+      num_threads=config.input_threads,
+      prefetch_buffer_size=config.prefetch_batches)))
+
+
+def _means(history, policy, lr_schedule, done: int) -> Dict[str, float]:
+  means = {f"train/{k}": float(np.mean([jax.device_get(m[k])
+                                        for m in history]))
+           for k in history[0]}
+  factor = means.pop("train/rate_factor")
+  if policy is not None:  # no ramp to show without a regularizer
+    means["train/regularizer_rate_factor"] = factor
+  means["train/learning_rate"] = float(lr_schedule(done))
+  return means
+
+
+def train(config, workdir: str, *, state: TrainState, iterator,
+          train_step: Callable, evaluate: Callable, sharding, policy,
+          mesh, lr_schedule, steps_per_epoch: int, examples: str
+          ) -> Tuple[TrainState, RunLog]:
+  """Runs (or resumes) the steps of ``config``; returns the final state
+  and the open :class:`RunLog` (the caller logs its final evaluation,
+  closes it and writes the results). ``examples``: the unit of the
+  throughput metric (``'images'``)."""
+  total_steps = config.num_train_steps
+  mngr, restored = common.open_checkpoints(
+      config, workdir, state, lambda position, _: iterator.set_state(position))
+  record = common.config_record(config)
+  start_step = 0
+  if restored is not None:
+    start_step, state, _ = restored
+    logging.info("Resumed from step %d.", start_step)
+  run_log = RunLog(workdir, total_steps, start_step, config)
+  run_log.header(f"{config.model} on {config.dataset}",
+                 common.param_count(state.params), config.regularizer.name,
+                 0 if policy is None else len(policy), mesh.size)
+  history = []
+  tick, tick_step = time.time(), start_step
+  eval_every = config.eval_every_epochs and int(
+      config.eval_every_epochs * steps_per_epoch)
+  try:
+    for step in range(start_step, total_steps):
+      state, metrics = train_step(state, common.to_global(next(iterator),
+                                                          sharding))
+      history.append(metrics)
+      done = step + 1
+      if mngr.should_save(done) or done == total_steps:
+        common.check_finite_state(done, state.params, mngr.latest_step())
+      if done % config.log_every_steps == 0 or done == total_steps:
+        means = _means(history, policy, lr_schedule, done)
+        means[f"train/{examples}_per_sec"] = (
+            (done - tick_step) * config.batch_size /
+            max(time.time() - tick, 1e-9))
+        common.check_finite(done, means["train/loss"], mngr.latest_step())
+        run_log.scalars(done, means)
+        history, tick, tick_step = [], time.time(), done
+      checkpointing.save(mngr, done, state, iterator.get_state(),
+                         config=record)
+      if eval_every and done % eval_every == 0 and done != total_steps:
+        run_log.scalars(done, {f"eval/{k}": v
+                               for k, v in evaluate(state).items()})
+      if config.preempt_at_step and done == config.preempt_at_step:
+        mngr.wait_until_finished()
+        raise common.Preempted(f"simulated preemption after step {done}")
+    checkpointing.save(mngr, total_steps, state, iterator.get_state(),
+                       force=mngr.latest_step() != total_steps, config=record)
+    mngr.wait_until_finished()
+  finally:
+    mngr.close()
+  return state, run_log
+
+
+def jit_steps(train_step, eval_step, mesh) -> Tuple[Callable, Callable,
+                                                     Any, Any]:
+  """The steps jitted over ``mesh`` with the state replicated and
+  donated (each step updates it in place) and the batch sharded on
+  ``data``; returns ``(train_step, eval_step, data_sharding,
+  replicated)``."""
+  data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  replicated = jax.sharding.NamedSharding(mesh,
+                                          jax.sharding.PartitionSpec())
+  train_step = jax.jit(train_step, in_shardings=(replicated, data),
+                       out_shardings=(replicated, replicated),
+                       donate_argnums=0)
+  eval_step = jax.jit(eval_step, in_shardings=(replicated, data),
+                      out_shardings=replicated)
+  return train_step, eval_step, data, replicated
+
+
+def results_base(config, policy, total_steps: int, start_time: float,
+                 mesh) -> Dict[str, Any]:
+  """The fields every NHWC trainer's ``results.json`` starts with."""
+  return {"model": config.model, "dataset": config.dataset,
+          "regularizer": config.regularizer.name,
+          "policy_sites": 0 if policy is None else len(policy),
+          "steps": total_steps, "wall_time_s": time.time() - start_time,
+          "devices": mesh.size, "backend": jax.default_backend()}
+
