@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from configs import digits, modelnet40_dgcnn, ptb_transformer_xl
+from configs import digits, modelnet40_dgcnn, monuseg_unet, ptb_transformer_xl
 from dropgraph_jax.patterns import Policy, RegularizerSpec
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
 from dropgraph_jax.regularizers import registry
@@ -319,6 +319,44 @@ def _points(overrides: dict):
   return run
 
 
+def _monuseg(root: str) -> str:
+  """A tiny MoNuSeg in BiO-Net's layout (two 32 x 32 images per split)."""
+  from PIL import Image
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    for sub in ("x", "y"):
+      os.makedirs(os.path.join(root, split, sub), exist_ok=True)
+    for i in range(2):
+      image = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+      Image.fromarray(image).save(os.path.join(root, split, "x", f"{i}.png"))
+      Image.fromarray(np.where(image[..., 0] > 128, 255, 0).astype(
+          np.uint8)).save(os.path.join(root, split, "y", f"{i}.png"))
+  return root
+
+
+def _segmentation(data_dir: str, overrides: dict):
+  def run():
+    config = monuseg_unet.get_config("dropgraph")
+    config.model, config.data_dir = "unet_tiny", data_dir
+    config.patch_size, config.num_train_steps = 16, 2
+    config.batch_size, config.eval_batch_size = 8, 8
+    config.regularizer.block_size = 1
+    config.async_checkpointing = False
+    with config.unlocked():
+      config.update_from_flattened_dict(overrides)
+    with tempfile.TemporaryDirectory() as workdir:
+      train.train_and_evaluate(config, os.path.join(workdir, "run"))
+  return run
+
+
+SEGMENTATION_CASES = [
+    ({"augment": "crop_flip"}, "augment"), ({"dataset": "cityscapes"},
+                                            "dataset"),
+    ({"patch_size": 0}, "patch_size"), ({"patch_size": 64}, "patch"),
+    ({"regularizer.level": "enc9"}, "enc9"),
+    ({"regularizer.name": "word_dropout"}, "regularizer.name"),
+    ({"data_dir": "/no/such/monuseg"}, "/no/such/monuseg"),
+]
 LM_CASES = [
     ({"seq_len": 0}, "seq_len"), ({"mem_len": -1}, "mem_len"),
     ({"seq_len": 4000}, "too short"),
@@ -340,8 +378,12 @@ POINT_CASES = [
 
 def other_trainer_cases(tmp: str) -> List[Case]:
   corpus = _corpus(tmp)
+  monuseg = _monuseg(os.path.join(tmp, "monuseg"))
   return ([Case("LM trainer", _describe(o), _lm(corpus, o), names)
            for o, names in LM_CASES] +
+          [Case("segmentation trainer", _describe(o),
+                _segmentation(monuseg, o), names)
+           for o, names in SEGMENTATION_CASES] +
           [Case("point-cloud trainer", _describe(o), _points(o), names)
            for o, names in POINT_CASES])
 
