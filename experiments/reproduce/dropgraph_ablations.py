@@ -9,6 +9,7 @@ and Figure 2 top (sampling rate alpha), on CIFAR-10.
         --out experiments/results/repro_dropgraph_adjacency_overfit.md
     ... --study generator   (Table 8's seven rows)
     ... --study alpha       (alpha in 0.05, 0.1, 0.2, 0.3, 0.5)
+    ... --study schedule    (Figure 3: the rate ramps f1 (linear) .. f5)
 
 The protocol options are those of ``cifar_regularizers.py`` (the command
 above is its reduced protocol where the unregularized model overfits), with
@@ -36,21 +37,27 @@ GENERATOR_PAPER = {"random noise": "78.71", "avg pooling": "78.88",
                    "dilated conv (r=3) & avg pooling": "79.09",
                    "GCN & avg pooling": "79.44", "GCN": "79.58"}
 ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
+# Figure 3 (bottom), ImageNet top-1; f1 is the linear ramp of Table 2.
+SCHEDULE_PAPER = {"f1": "78.40", "f2": "77.36", "f3": "77.94", "f4": "77.86",
+                  "f5": "78.43 (best)"}
 PAPER_NOTE = {
     "adjacency": "Paper column: Table 6, ImageNet ResNet-50 top-1.",
     "generator": "Paper column: Table 8, CIFAR-100 ResNet-50 top-1 "
                  "(backbone alone 77.73).",
     "alpha": "Paper column: Figure 2 (top), ImageNet ResNet-50 top-1.",
+    "schedule": "Paper column: Figure 3 (bottom), ImageNet top-1. The ramp "
+                "runs over the whole run, with a quarter of the rate in "
+                "group 3, as every row of this protocol.",
 }
 # The paper's setting in each study: every other row is tested against it.
 DEFAULT = {"adjacency": "dissimilarity", "generator": "GCN",
-           "alpha": "alpha=0.2"}
+           "alpha": "alpha=0.2", "schedule": "f1"}
 
 
 def main():
   parser = argparse.ArgumentParser()
-  parser.add_argument("--study", choices=("adjacency", "generator", "alpha"),
-                      required=True)
+  parser.add_argument("--study", choices=("adjacency", "generator", "alpha",
+                                          "schedule"), required=True)
   cifar_regularizers.add_protocol_args(parser)
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -60,8 +67,8 @@ def main():
     def config_for(seed):
       config = base(seed)
       for key, value in change.items():
-        if key == "alpha":
-          config.regularizer.alpha = value
+        if key in ("alpha", "schedule"):
+          config.regularizer[key] = value
         else:
           config.regularizer.options[key] = value
       return config
@@ -74,6 +81,9 @@ def main():
     variants = {row: variant(generator=name) for row, name in
                 dropgraph_lib.TABLE8_GENERATORS.items()}
     paper = GENERATOR_PAPER
+  elif args.study == "schedule":
+    variants = {f: variant(schedule=f) for f in SCHEDULE_PAPER}
+    paper = SCHEDULE_PAPER
   else:
     variants = {f"alpha={a}": variant(alpha=a) for a in ALPHAS}
     paper = {"alpha=0.2": "78.40 (best)"}
