@@ -65,7 +65,8 @@ def test_grid_runs_every_variant_and_seed_then_reuses_finished_runs(tmp_path):
 @pytest.mark.parametrize("script", ["cifar_regularizers.py",
                                     "dropgraph_ablations.py",
                                     "ptb_autodropout.py",
-                                    "monuseg_segmentation.py"])
+                                    "monuseg_segmentation.py",
+                                    "gradcam_masking.py"])
 def test_reproduction_scripts_document_their_command(script):
   with open(os.path.join(ROOT, "experiments", "reproduce", script)) as f:
     head = f.read(2000)
@@ -90,3 +91,36 @@ def test_monuseg_reproduction_runs_end_to_end_on_tiny_data(tmp_path):
   assert "| unet dropgraph |" in text and "68.5 / 81.4" in text
   assert "unet dropgraph vs unet none" in text
   assert (tmp_path / "table_examples.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
+  import numpy as np
+  from PIL import Image
+
+  from dropgraph_jax.training import trainers
+  from experiments.reproduce import gradcam_masking
+  rng = np.random.default_rng(0)
+  for split, count in (("train", 8), ("test", 4)):
+    for cls in ("a", "b"):
+      (tmp_path / "img" / split / cls).mkdir(parents=True)
+      for i in range(count):
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+                        ).save(tmp_path / "img" / split / cls / f"{i}.png")
+  config = digits.get_config()
+  config.dataset, config.model = f"folder:{tmp_path / 'img'}", "resnet_tiny"
+  config.num_train_steps, config.batch_size, config.eval_batch_size = 2, 8, 8
+  config.compare_baseline, config.async_checkpointing = False, False
+  config.regularizer.name, config.eval_every_epochs = "dropout", 0.0
+  trainers.train_and_evaluate(config, str(tmp_path / "backbone"))
+  out = tmp_path / "table.md"
+  gradcam_masking.main([
+      "--backbone", f"dropout={tmp_path / 'backbone'}", "--train-examples",
+      "8", "--model", "resnet_tiny", "--epochs", "1", "--batch", "8",
+      "--seeds", "0", "--data-out", str(tmp_path / "masked"), "--workdir",
+      str(tmp_path / "runs"), "--out", str(out)])
+  masked = sorted((tmp_path / "masked" / "dropout" / "train").rglob("*.png"))
+  assert len(masked) == 8
+  pixels = np.stack([np.asarray(Image.open(p)) for p in masked])
+  assert 0 < float((pixels.sum(-1) == 0).mean()) < 1  # some masked out
+  assert "| dropout |" in out.read_text()

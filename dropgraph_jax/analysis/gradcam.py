@@ -22,6 +22,7 @@ families. :func:`gradcam` is the function; the CLI wraps it.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -55,6 +56,16 @@ def _last_block(intermediates) -> str:
 
 def gradcam(model, variables, images: jax.Array) -> np.ndarray:
   """``(N, H, W)`` heatmaps in [0, 1] for the predicted classes."""
+  return np.asarray(_heatmaps(model, variables, images))
+
+
+def heatmap_fn(model):
+  """``fn(variables, images)``: :func:`gradcam` for ``model`` as one
+  jitted function (for whole datasets)."""
+  return jax.jit(functools.partial(_heatmaps, model))
+
+
+def _heatmaps(model, variables, images: jax.Array) -> jax.Array:
   logits, state = model.apply(variables, images, train=False,
                               capture_intermediates=True,
                               mutable=["intermediates"])
@@ -73,7 +84,7 @@ def gradcam(model, variables, images: jax.Array) -> np.ndarray:
   cam = jax.image.resize(cam, images.shape[:3], "bilinear")
   low = cam.min(axis=(1, 2), keepdims=True)
   high = cam.max(axis=(1, 2), keepdims=True)
-  return np.asarray((cam - low) / jnp.maximum(high - low, 1e-12))
+  return (cam - low) / jnp.maximum(high - low, 1e-12)
 
 
 def load_run(workdir: str):

@@ -33,6 +33,11 @@ REGISTRY: Dict[str, tuple] = {
     "resnet18_cifar": (_p(ResNet, stage_sizes=(2, 2, 2, 2), block="basic",
                           num_classes=10, stem="cifar"),
                        "image", (1, 32, 32, 3)),
+    # He et al.'s CIFAR ResNet-56 (3 stages of 9 basic blocks, 16/32/64
+    # features; projection shortcuts), DropGraph Table 7's classifier.
+    "resnet56_cifar": (_p(ResNet, stage_sizes=(9, 9, 9), block="basic",
+                          num_classes=10, width=16, stem="cifar"), "image",
+                       (2, 32, 32, 3)),
     "resnet50_cifar": (_p(ResNet, stage_sizes=(3, 4, 6, 3),
                           block="bottleneck", num_classes=10, stem="cifar"),
                        "image", (1, 32, 32, 3)),
