@@ -52,3 +52,19 @@ def test_bad_corpus_errors(tmp_path):
     text_data.load_corpus(str(tmp_path))
   with pytest.raises(ValueError, match="too few"):
     text_data.batchify(np.arange(5), 4)
+
+
+def test_wikitext2_layout_and_config(tmp_path):
+  import importlib
+  for split, text in (("train", " = Title = \n a b <unk> c\n"),
+                      ("valid", " a b\n"), ("test", " c zz\n")):
+    (tmp_path / f"wiki.{split}.tokens").write_text(text)
+  corpus = text_data.load_corpus(str(tmp_path))
+  # <eos> per line; an unseen test word maps to <unk> (in the vocabulary).
+  assert corpus.vocab["<eos>"] == 2 and "<unk>" in corpus.vocab
+  assert corpus.splits["test"].tolist() == [
+      corpus.vocab[w] for w in ("c", "<unk>", "<eos>")]
+  config = importlib.import_module(
+      "configs.wikitext2_transformer_xl").get_config("autodropout_paper")
+  assert config.dataset == "wikitext2"
+  assert config.regularizer.name == "autodropout_paper"

@@ -424,3 +424,46 @@ def test_numeric_fields_are_checked_before_any_work(tmp_path, field, value):
   with pytest.raises(ValueError, match=f"config.{field} must be"):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_table1_configs_build_their_models_and_regularizers():
+  import jax
+  import jax.numpy as jnp
+
+  from dropgraph_jax.models import get_model, list_sites
+  sd = importlib.import_module("configs.imagenet_resnet50").get_config(
+      "stochastic_depth")
+  assert sd.regularizer.name == "none"
+  assert sd.model_kwargs.stochastic_depth == 0.2
+  # Stochastic depth in the ResNet: random in training, off in eval.
+  model = get_model("resnet_tiny", stochastic_depth=0.5)
+  x = jnp.ones((8, 16, 16, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  # The branches' last batch norms start at zero scale: give them one, so
+  # that dropping a branch shows.
+  variables = jax.tree_util.tree_map_with_path(
+      lambda path, v: jnp.ones_like(v) if "scale" in str(path) else v,
+      variables)
+  outs = [model.apply(variables, x, train=True, mutable=["batch_stats"],
+                      rngs={"dropout": jax.random.key(k)})[0] for k in (1, 2)]
+  assert not np.array_equal(outs[0], outs[1])
+  assert np.array_equal(model.apply(variables, x, train=False),
+                        get_model("resnet_tiny").apply(variables, x,
+                                                       train=False))
+  effnet = importlib.import_module("configs.imagenet_efficientnet")
+  for variant, size, rate in (("b3", 300, 0.3), ("b5", 456, 0.4),
+                              ("b7", 600, 0.5)):
+    config = effnet.get_config(f"{variant},stochastic_depth")
+    assert (config.model, config.image_size) == (f"efficientnet_{variant}",
+                                                  size)
+    assert config.model_kwargs.stochastic_depth == rate
+    assert len(list_sites(get_model(config.model), (1, 64, 64, 3))) > 50
+  assert effnet.get_config("b7,none").model_kwargs.stochastic_depth == 0.0
+  with pytest.raises(ValueError, match="VARIANT"):
+    effnet.get_config("b9,policy")
+  b0 = importlib.import_module("configs.imagenet_efficientnet_b0").get_config(
+      "drop_block")
+  policy = classifier.build_policy(b0, b0.model, (1, 224, 224, 3))
+  assert sorted(policy.sites) == sorted(f"block{i}/bn_project"
+                                        for i in range(8, 16))
+  assert b0.model_kwargs.stochastic_depth == 0.0

@@ -40,6 +40,16 @@ from dropgraph_jax.models.sites import (
   residual_pattern,
 )
 from dropgraph_jax.patterns.policy import Policy, RegularizerSpec
+from dropgraph_jax.regularizers.dropout import drop_path
+
+
+def _stochastic_depth(block, y, train: bool):
+  """The residual branch ``y`` dropped per example with the block's
+  ``drop_path_rate`` (Huang et al. 2016), in training only."""
+  if not train or block.drop_path_rate <= 0:
+    return y
+  return drop_path(y, key=block.make_rng("dropout"),
+                   rate=block.drop_path_rate, train=True)
 
 
 class BasicBlock(nn.Module):
@@ -48,6 +58,7 @@ class BasicBlock(nn.Module):
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
   dilation: int = 1  # of the 3x3 conv (dilated trunks for segmentation)
+  drop_path_rate: float = 0.0  # stochastic depth of the residual branch
 
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None, next_kernel=None):
@@ -72,6 +83,7 @@ class BasicBlock(nn.Module):
         spec_override=residual_pattern(self.policy, self.path, ("bn1", "bn2"),
                                        "shortcut"),
         next_conv_kernel=next_kernel)
+    y = _stochastic_depth(self, y, train)
     return site("relu2", nn.relu(y + shortcut), next_conv_kernel=next_kernel)
 
 
@@ -105,6 +117,7 @@ class Bottleneck(BasicBlock):
         spec_override=residual_pattern(self.policy, self.path,
                                        ("bn1", "bn2", "bn3"), "shortcut"),
         next_conv_kernel=next_kernel)
+    y = _stochastic_depth(self, y, train)
     return site("relu3", nn.relu(y + shortcut), next_conv_kernel=next_kernel)
 
 
@@ -121,6 +134,9 @@ class ResNet(nn.Module):
   # Segmentation trunks replace the stride of the last stages by dilation
   # (DeepLabV3's output stride 8 or 16); 0 keeps every stride.
   output_stride: int = 0
+  # Stochastic depth: block i of L drops its residual branch with rate
+  # stochastic_depth * (i + 1) / L (the linear rule); 0 disables it.
+  stochastic_depth: float = 0.0
 
   def trunk(self, x, train: bool, rate_factor=None):
     """The stem and every block, in this module's scope (the sites keep
@@ -159,7 +175,8 @@ class ResNet(nn.Module):
       following = (conv_kernel(self, names[i + 1], "conv1")
                    if i + 1 < len(names) else None)
       x = block_cls(self.width * 2**s, strides, self.policy, self.dtype,
-                    dilation, name=name)(x, train, rate_factor, following)
+                    dilation, self.stochastic_depth * (i + 1) / len(names),
+                    name=name)(x, train, rate_factor, following)
     return x
 
   @nn.compact

@@ -122,8 +122,12 @@ def _placed(reg, sites, spec) -> Policy:
   if reg.placement == "all":
     return Policy({s: spec for s in sites
                    if s.rsplit("/", 1)[-1].startswith(("relu", "shortcut"))})
-  raise ValueError(f"config.regularizer.placement must be 'paper' or 'all', "
-                   f"got {reg.placement!r}.")
+  if reg.placement == "regex":  # every site the site_labels regex matches
+    pattern = compile_regex("config", "regularizer.site_labels",
+                            reg.site_labels)
+    return Policy({s: spec for s in sites if pattern.fullmatch(s)})
+  raise ValueError(f"config.regularizer.placement must be 'paper', 'all' or "
+                   f"'regex', got {reg.placement!r}.")
 
 
 def _cross_entropy(logits, labels, smoothing: float = 0.0):
