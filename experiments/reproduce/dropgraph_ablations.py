@@ -58,6 +58,9 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--study", choices=("adjacency", "generator", "alpha",
                                           "schedule"), required=True)
+  parser.add_argument("--variants", default="",
+                      help="comma-separated row names to run and tabulate "
+                      "(default: every row of the study)")
   cifar_regularizers.add_protocol_args(parser)
   args = parser.parse_args()
   seeds = [int(s) for s in args.seeds.split(",")]
@@ -87,6 +90,13 @@ def main():
   else:
     variants = {f"alpha={a}": variant(alpha=a) for a in ALPHAS}
     paper = {"alpha=0.2": "78.40 (best)"}
+  if args.variants:
+    wanted = args.variants.split(",")
+    unknown = sorted(set(wanted) - set(variants))
+    if unknown:
+      parser.error(f"--variants: {unknown} are not rows of --study "
+                   f"{args.study} ({sorted(variants)})")
+    variants = {name: variants[name] for name in wanted}
   results = grid.run_grid(variants, seeds,
                           f"{args.workdir}/{args.study}", "test_accuracy")
   grid.table(cifar_regularizers.title(args, f"DropGraph {args.study} "
