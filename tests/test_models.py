@@ -77,6 +77,9 @@ def _inputs(name, batch=None):
     vocab = get_model(name).config.vocab_size
     tokens = jax.random.randint(key, shape, 0, vocab)
     return tokens, jnp.roll(tokens, -1, axis=1)
+  if model_kind(name) == "segmentation":  # per-pixel labels
+    return jax.random.normal(key, shape), jax.random.randint(
+        key, shape[:3], 0, 2)
   return jax.random.normal(key, shape), jnp.arange(shape[0]) % 10
 
 
