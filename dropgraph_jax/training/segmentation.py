@@ -123,18 +123,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                               steps_per_epoch)
   config = common.resolved(config, num_train_steps=total_steps)
   policy = build_policy(config, input_shape)
-  model_kwargs = {"num_classes": train_split.num_classes,
-                  **config.model_kwargs}  # the data's classes by default
-  model = get_model(config.model, policy=policy,
-                    dtype=jnp.dtype(config.dtype), **model_kwargs)
-  mesh = common.data_mesh(config)
-  tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
-      config, steps_per_epoch, total_steps)
-  base_key = jax.random.key(config.seed)
+  built = supervised.setup(config, policy, train_split.num_classes, steps_per_epoch)
+  model, mesh = built.model, built.mesh
   train_step, eval_step, data_sharding, replicated = supervised.jit_steps(
-      *make_steps(model, tx, rate_factor_fn, base_key,
+      *make_steps(model, built.tx, built.rate_factor_fn, built.base_key,
                   train_split.num_classes), mesh)
-  state = supervised.init_state(model, tx, input_shape, base_key, replicated)
+  state = supervised.init_state(model, built.tx, input_shape, built.base_key,
+                                replicated)
   iterator = supervised.iterate(seg_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
       augment=config.augment != "none"), config)
@@ -146,13 +141,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   state, run_log = supervised.train(
       config, workdir, state=state, iterator=iterator, train_step=train_step,
       evaluate=functools.partial(scores_on, test_split), sharding=data_sharding,
-      policy=policy, mesh=mesh, lr_schedule=lr_schedule,
+      policy=policy, mesh=mesh, lr_schedule=built.lr_schedule,
       steps_per_epoch=steps_per_epoch, examples="patches")
-  scores = scores_on(test_split, state)
-  run_log.scalars(total_steps, {f"eval/{k}": v for k, v in scores.items()})
-  fit = scores_on(train_split, state)
-  run_log.scalars(total_steps, {f"train_eval/{k}": v for k, v in fit.items()})
-  run_log.close()
+  scores, fit = supervised.final_scores(
+      run_log, total_steps, functools.partial(scores_on, state=state),
+      test_split, train_split)
   results = {**supervised.results_base(config, policy, total_steps,
                                        start_time, mesh),
              **{f"test_{k}": v for k, v in scores.items()},

@@ -14,6 +14,7 @@ among the metrics; ``evaluate(state)`` returns a dict of scores.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Callable, Dict, Tuple
 
@@ -25,6 +26,7 @@ import numpy as np
 import optax
 from absl import logging
 
+from dropgraph_jax.models import get_model
 from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
@@ -166,6 +168,40 @@ def jit_steps(train_step, eval_step, mesh) -> Tuple[Callable, Callable,
   eval_step = jax.jit(eval_step, in_shardings=(replicated, data),
                       out_shardings=replicated)
   return train_step, eval_step, data, replicated
+
+
+@dataclasses.dataclass
+class Setup:
+  """What both trainers build the same way from the config."""
+  model: Any
+  mesh: Any
+  tx: Any
+  lr_schedule: Callable
+  rate_factor_fn: Callable
+  base_key: jax.Array
+
+
+def setup(config, policy, num_classes: int, steps_per_epoch: int) -> Setup:
+  """The model (the data's classes unless ``model_kwargs`` say), the
+  mesh, the optimizer, the ramp and the base key."""
+  model_kwargs = {"num_classes": num_classes, **config.model_kwargs}
+  model = get_model(config.model, policy=policy,
+                    dtype=jnp.dtype(config.dtype), **model_kwargs)
+  tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
+      config, steps_per_epoch, config.num_train_steps)
+  return Setup(model, common.data_mesh(config), tx, lr_schedule,
+               rate_factor_fn, jax.random.key(config.seed))
+
+
+def final_scores(run_log: RunLog, step: int, scores_on: Callable, test,
+                 train) -> Tuple[Dict[str, float], Dict[str, float]]:
+  """The test scores and the same eval-mode scores on training data
+  (over- vs underfitting), logged; closes ``run_log``."""
+  scores, fit = scores_on(test), scores_on(train)
+  run_log.scalars(step, {f"eval/{k}": v for k, v in scores.items()})
+  run_log.scalars(step, {f"train_eval/{k}": v for k, v in fit.items()})
+  run_log.close()
+  return scores, fit
 
 
 def results_base(config, policy, total_steps: int, start_time: float,
