@@ -17,6 +17,12 @@ import numpy as np
 Rate = Union[float, jax.Array]
 
 
+def _label(fn: str, name: str) -> str:
+  """How a message names an argument: ``fn: name``, or ``config.name``
+  when ``fn`` is ``'config'`` (a config field)."""
+  return f"config.{name}" if fn == "config" else f"{fn}: {name}"
+
+
 def static_value(value) -> Optional[float]:
   """Returns ``value`` as a Python float when it is known at trace time.
 
@@ -49,7 +55,7 @@ def check_rate(fn: str, rate: Rate, name: str = "rate",
   :mod:`dropgraph_jax.schedules` validate their targets, so a traced rate
   from a schedule is in range by construction.
   """
-  label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+  label = _label(fn, name)
   if rate is None or isinstance(rate, (str, bytes, bool, np.bool_)):
     raise ValueError(f"{label} must be a number in [0, 1), got "
                      f"{rate!r} of type {type(rate).__name__}.")
@@ -125,7 +131,7 @@ def check_number(fn: str, name: str, value, low=None, high=None, *,
     kind = "an integer" if integer else "a finite number"
     lo = "" if low is None else f" {'>' if low_open else '>='} {low}"
     hi = "" if high is None else f"{' and' if lo else ''} <= {high}"
-    label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+    label = _label(fn, name)
     raise ValueError(f"{label} must be {kind}{lo}{hi}, got {value!r} of "
                      f"type {type(value).__name__}.")
   return int(value) if integer else float(value)
@@ -134,7 +140,7 @@ def check_number(fn: str, name: str, value, low=None, high=None, *,
 def check_flag(fn: str, name: str, value) -> bool:
   """A Python or NumPy bool: a truthy string such as 'no' is refused."""
   if not isinstance(value, (bool, np.bool_)):
-    label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+    label = _label(fn, name)
     raise ValueError(f"{label} must be True or False, got {value!r} of "
                      f"type {type(value).__name__}.")
   return bool(value)
@@ -142,7 +148,7 @@ def check_flag(fn: str, name: str, value) -> bool:
 
 def compile_regex(fn: str, name: str, pattern):
   """``re.compile(pattern)``, or a ValueError naming ``name``."""
-  label = f"config.{name}" if fn == "config" else f"{fn}: {name}"
+  label = _label(fn, name)
   if not isinstance(pattern, str):
     raise ValueError(f"{label} must be a regular expression string, got "
                      f"{pattern!r}.")

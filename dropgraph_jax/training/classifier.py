@@ -209,15 +209,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   train_split, train_eval_split = load_train_splits(config, size)
   test_split = image_data.load_split(config.dataset, config.eval_split,
                                      config.data_dir, config.seed, size)
-  if config.batch_size > train_split.num_examples:
-    raise ValueError(
-        f"config.batch_size={config.batch_size} is larger than the "
-        f"{train_split.num_examples} training images: every batch would "
-        "repeat images. Use a batch size of at most the split's size.")
   input_shape = (1,) + tuple(train_split.image_shape)
-  steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
-  total_steps = config.num_train_steps or int(config.num_epochs *
-                                              steps_per_epoch)
+  steps_per_epoch, total_steps = supervised.steps_of(
+      config, train_split.num_examples, "images")
   config = common.resolved(config, num_train_steps=total_steps)
 
   policy = build_policy(config, config.model, input_shape)

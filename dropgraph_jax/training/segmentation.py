@@ -114,13 +114,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   common.ensure_writable(workdir)
   train_split = seg_data.load_split(config, config.train_split)
   test_split = seg_data.load_split(config, config.eval_split)
-  if config.batch_size > train_split.num_examples:
-    raise ValueError(f"config.batch_size={config.batch_size} is larger than "
-                     f"the {train_split.num_examples} training patches.")
   input_shape = (1,) + tuple(train_split.image_shape)
-  steps_per_epoch = max(1, train_split.num_examples // config.batch_size)
-  total_steps = config.num_train_steps or int(config.num_epochs *
-                                              steps_per_epoch)
+  steps_per_epoch, total_steps = supervised.steps_of(
+      config, train_split.num_examples, "patches")
   config = common.resolved(config, num_train_steps=total_steps)
   policy = build_policy(config, input_shape)
   built = supervised.setup(config, policy, train_split.num_classes, steps_per_epoch)

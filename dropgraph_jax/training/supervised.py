@@ -170,6 +170,20 @@ def jit_steps(train_step, eval_step, mesh) -> Tuple[Callable, Callable,
   return train_step, eval_step, data, replicated
 
 
+def steps_of(config, examples: int, unit: str) -> Tuple[int, int]:
+  """``(steps_per_epoch, total_steps)`` for ``examples`` training
+  ``unit``s; a global batch larger than the split is refused (every batch
+  would repeat examples)."""
+  if config.batch_size > examples:
+    raise ValueError(
+        f"config.batch_size={config.batch_size} is larger than the "
+        f"{examples} training {unit}: every batch would repeat {unit}. Use "
+        "a batch size of at most the split's size.")
+  steps_per_epoch = max(1, examples // config.batch_size)
+  return steps_per_epoch, (config.num_train_steps or
+                           int(config.num_epochs * steps_per_epoch))
+
+
 @dataclasses.dataclass
 class Setup:
   """What both trainers build the same way from the config."""
