@@ -41,6 +41,7 @@ import re
 import sys
 import tempfile
 import time
+import traceback
 from typing import Callable, Dict, List
 
 import flax.linen as nn
@@ -55,9 +56,7 @@ from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.resnet import paper_policy
 from dropgraph_jax.models.sites import site_shapes
 from dropgraph_jax.patterns import ConvPattern, Policy, RegularizerSpec
-from dropgraph_jax.search import proxy as proxy_lib
 from dropgraph_jax.search import space as space_lib
-from dropgraph_jax.search import vmap_children
 from experiments import report
 from experiments.bench_models import make_step
 
@@ -286,6 +285,11 @@ def _fake_cifar(root: str, count: int) -> str:
 
 
 def search_rows(cfg, rec: Recorder) -> None:
+  # Imported here: the proxy needs the [train] extra (grain, TFDS, clu),
+  # which an accelerator image may lack; the other sections need only the
+  # core library.
+  from dropgraph_jax.search import proxy as proxy_lib
+  from dropgraph_jax.search import vmap_children
   with tempfile.TemporaryDirectory() as tmp:
     px = proxy_lib.ImageProxy({
         "dataset": f"folder:{_fake_cifar(tmp, cfg['proxy_images'])}",
@@ -368,8 +372,20 @@ def main(argv=None) -> str:
     if name not in SECTIONS:
       raise SystemExit(f"--sections: unknown section {name!r}; choose from "
                        f"{list(SECTIONS)}.")
-    SECTIONS[name](cfg, rec)
+    run_section(name, cfg, rec)
   return stem
+
+
+def run_section(name: str, cfg, rec: Recorder) -> None:
+  """One section; a failure is written as a row and the next one runs, so
+  a one-shot accelerator lease still returns every section that works."""
+  try:
+    SECTIONS[name](cfg, rec)
+  except Exception as e:  # pylint: disable=broad-except
+    traceback.print_exc()
+    rec.row(name, {"section": name, "failed": f"{type(e).__name__}: {e}"[:300]
+                   .replace("|", "/").replace("\n", " ")},
+            failed=f"{type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":
