@@ -14,7 +14,12 @@ cosine). Variants after the colon:
   0.2 at the last block;
 * ``policy``: an AutoDropout policy JSON (e.g. the ``best_policy.json`` of
   ``configs/search/cifar_wrn28_2.py``, scaled as needed) with
-  ``--config.regularizer.policy_file=FILE``.
+  ``--config.regularizer.policy_file=FILE``;
+* ``policy_randaugment``: the same policy with RandAugment (Table 2, 97.9
+  +- 0.06): N = 3, M = 5, the RandAugment paper's setting for WRN-28-10
+  on CIFAR-10 (the AutoDropout paper gives no N, M), the 14 ops of its
+  Figure 2, translation up to 10 of 32 pixels as UDA's CIFAR code, before
+  the crop and flip.
 
     python -m dropgraph_jax.main --config configs/cifar_wrn28_10.py:policy \\
         --workdir runs/c10_wrn_autodropout --config.data_dir=DIR \\
@@ -26,7 +31,8 @@ stochastic depth 96.2 +- 0.07, AutoDropout 96.8 +- 0.09.
 
 from configs import default
 
-REGULARIZERS = ("none", "drop_block", "stochastic_depth", "policy")
+REGULARIZERS = ("none", "drop_block", "stochastic_depth", "policy",
+                "policy_randaugment")
 
 
 def get_config(regularizer: str = "policy"):
@@ -44,6 +50,10 @@ def get_config(regularizer: str = "policy"):
   config.regularizer.site_labels = r"bn\d|shortcut"
   config.regularizer.block_size = 3
   config.regularizer.ramp_epochs = 50.0
+  if regularizer == "policy_randaugment":
+    config.regularizer.name = "policy"
+    config.randaugment_layers, config.randaugment_magnitude = 3, 5.0
+    config.randaugment_translate = 10 / 32
   if regularizer == "stochastic_depth":
     config.regularizer.name = "none"
     config.model_kwargs.stochastic_depth = 0.2

@@ -23,6 +23,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_split = "test"
   config.augment = "crop_flip"        # 'inception_crop_flip', 'none'
   config.crop_padding = 4
+  config.randaugment_layers = 0       # RandAugment N (0: off)
+  config.randaugment_magnitude = 9.0  # RandAugment M (0-10 scale)
+  config.randaugment_variant = "paper"  # or 'efficientnet' (the TF code's)
+  config.randaugment_translate = 100 / 224  # max shift, fraction of width
   config.image_size = 0               # > 0: resize/crop to this (ImageNet)
   config.seq_len = 70                 # LM: segment length (tokens)
   config.mem_len = 70                 # LM: memory length (tokens)

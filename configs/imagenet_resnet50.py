@@ -23,12 +23,18 @@ the same network; pass its policy with ``:policy``.) ``:stochastic_depth``
 is AutoDropout Table 1's ResNet-50 + stochastic depth row (77.5 / 93.7):
 residual branches dropped with the linear rule up to 0.2 (the paper gives
 no rate; 0.2 is its EfficientNet setting), no other regularizer.
+``:policy_randaugment`` is AutoDropout Table 2's ResNet-50 row (80.3 /
+95.1): the ImageNet policy with RandAugment N = 2, M = 9 (the RandAugment
+paper's ResNet-50 setting; the AutoDropout paper gives none), the
+reference code's op list and probabilities (``'efficientnet'`` variant),
+after the random-size crop.
 """
 
 from configs import default
 
 REGULARIZERS = ("none", "dropout", "spatial_dropout", "drop_block", "disout",
-                "dropgraph", "policy", "stochastic_depth")
+                "dropgraph", "policy", "stochastic_depth",
+                "policy_randaugment")
 
 
 def get_config(regularizer: str = "dropgraph"):
@@ -50,6 +56,10 @@ def get_config(regularizer: str = "dropgraph"):
   config.regularizer.name = regularizer
   config.regularizer.block_size = 7
   default.use_reference_schedule(config, regularizer, "imagenet")
+  if regularizer == "policy_randaugment":
+    config.regularizer.name = "policy"
+    config.randaugment_layers, config.randaugment_magnitude = 2, 9.0
+    config.randaugment_variant = "efficientnet"
   if regularizer == "stochastic_depth":
     config.regularizer.name = "none"
     config.model_kwargs.stochastic_depth = 0.2

@@ -165,6 +165,7 @@ def test_every_config_parses_and_names_existing_models_and_regularizers():
             name, arg)
     assert config.regularizer.schedule in ("constant", "linear", "f1", "f2",
                                            "f3", "f4", "f5")
+    common.check_numbers(config)  # every numeric field in its range
   with pytest.raises(ValueError, match="regularizer must be one of"):
     importlib.import_module("configs.cifar_resnet50").get_config("cutout")
 

@@ -44,6 +44,7 @@ through ``to_iter_dataset`` with threaded prefetch (``config.input_threads``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 from typing import Any, Dict, Optional, Sequence
@@ -53,6 +54,8 @@ import jax
 import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
+
+from dropgraph_jax.data import randaugment as randaugment_lib
 
 # Per-channel mean / std for the normalisation of known datasets (0-1 scale).
 NORMALIZATION = {
@@ -335,14 +338,18 @@ def host_slice(stream: grain.MapDataset, global_batch: int, index: int,
 
 def train_dataset(split: Split, *, global_batch: int, seed: int,
                   augment: str = "crop_flip", pad: int = 4,
-                  image_size: int = 0) -> grain.MapDataset:
+                  image_size: int = 0,
+                  randaugment: Optional[Dict[str, Any]] = None
+                  ) -> grain.MapDataset:
   """Infinite, shuffled, augmented, batched stream for this host.
 
   Each host reads ``global_batch / process_count`` examples per step: its
   contiguous part of the step's global batch (:func:`host_slice`), so
   the global batch is the same for any number of hosts. Augmentation runs on whole batches
   (vectorised NumPy, seeded per batch index), which keeps small images from
-  being bound by per-record Python overhead.
+  being bound by per-record Python overhead. ``randaugment`` (the
+  keywords of :func:`randaugment.augment_record`: ``num_layers``,
+  ``magnitude``, ...) runs per record, after the crop, before batching.
   """
   count = jax.process_count()
   if global_batch % count:
@@ -353,6 +360,9 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
   if image_size:
     ds = ds.random_map(
         lambda r, rng: _crop_record(r, image_size, augment, rng), seed=seed + 2)
+  if randaugment and randaugment.get("num_layers"):
+    ds = ds.random_map(functools.partial(randaugment_lib.augment_record,
+                                         **randaugment), seed=seed + 3)
   ds = ds.batch(global_batch // count, drop_remainder=True)
   return ds.random_map(
       lambda b, rng: preprocess_batch(b, split, augment, pad, rng),

@@ -27,6 +27,7 @@ import ml_collections
 import optax
 
 from dropgraph_jax.data import images as image_data
+from dropgraph_jax.data import randaugment as randaugment_lib
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models import placement as placement_lib
 from dropgraph_jax.models import regnet as regnet_lib
@@ -43,6 +44,18 @@ IMAGE_REGULARIZERS = tuple(
     name for name, entry in registry.REGISTRY.items()
     if entry.layout in ("NHWC", "N...", "any"))
 REGULARIZER_NAMES = ("none", *IMAGE_REGULARIZERS, "policy")
+
+
+def randaugment_options(config) -> Dict[str, Any]:
+  """The RandAugment keywords of ``train_dataset`` from ``config`` (checked
+  up front, so a bad N or M stops the run before compiling)."""
+  options = {"num_layers": config.get("randaugment_layers", 0),
+             "magnitude": config.get("randaugment_magnitude", 9.0),
+             "variant": config.get("randaugment_variant", "paper"),
+             "translate_fraction": config.get("randaugment_translate",
+                                              100 / 224)}
+  randaugment_lib.check_options(**options)
+  return options
 
 
 def build_policy(config: ml_collections.ConfigDict, model_name: str,
@@ -224,8 +237,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                 replicated)
   iterator = supervised.iterate(image_data.train_dataset(
       train_split, global_batch=config.batch_size, seed=config.seed,
-      augment=config.augment, pad=config.crop_padding, image_size=size),
-      config)
+      augment=config.augment, pad=config.crop_padding, image_size=size,
+      randaugment=randaugment_options(config)), config)
 
   def scores_on(split, state):
     return evaluate(eval_step, state, split, config.eval_batch_size,

@@ -237,11 +237,14 @@ NUMERIC_FIELDS = {
     "cluster_parts": (1, int, None), "clusters_per_batch": (1, int, None),
     "patch_size": (1, int, None), "crop_size": (1, int, None),
     "eval_size": (1, int, None), "lr_min": (0, float, None),
+    "randaugment_layers": (0, int, 16), "randaugment_magnitude": (0, float, 30),
+    "randaugment_translate": (0, float, 1),
 }
 OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha")
 # Text fields with a fixed set of values (the others are checked where
 # they are read, against their registries).
-CHOICES = {"dtype": ("float32", "bfloat16", "float16")}
+CHOICES = {"dtype": ("float32", "bfloat16", "float16"),
+           "randaugment_variant": ("paper", "efficientnet")}
 FLAGS = ("nesterov", "async_checkpointing", "allow_config_change",
          "compare_baseline")
 
