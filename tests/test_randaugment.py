@@ -80,7 +80,9 @@ def test_color_leaves_grey_pixels_and_desaturates_colour():
   grey = np.repeat(_image(shape=(16, 16, 1)), 3, -1)
   np.testing.assert_array_equal(_op("Color", grey, 0), grey)
   x = _image()
-  spread = lambda a: np.ptp(a.astype(int), axis=-1).mean()
+
+  def spread(a):
+    return np.ptp(a.astype(int), axis=-1).mean()
   assert spread(_op("Color", x, 0)) < 0.2 * spread(x)
 
 
