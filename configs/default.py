@@ -27,6 +27,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.randaugment_magnitude = 9.0  # RandAugment M (0-10 scale)
   config.randaugment_variant = "paper"  # or 'efficientnet' (the TF code's)
   config.randaugment_translate = 100 / 224  # max shift, fraction of width
+  config.randaugment_cutout = 40 / 224  # max cutout half-side, likewise
+
+  # Semi-supervised training (trainer 'uda', dropgraph_jax.training.uda).
+  config.trainer = ""                 # '': by the model's kind; or 'uda'
+  config.uda_unsup_ratio = 7          # unlabelled images per labelled one
+  config.uda_tsa = ""                 # '', 'linear', 'log', 'exp'
+  config.uda_temperature = 0.4        # target sharpening (1: none)
+  config.uda_confidence = 0.8         # mask targets less confident (0: off)
+  config.uda_coefficient = 1.0        # weight of the consistency loss
+  config.uda_unlabelled_examples = 0  # > 0: a subset of the pool
   config.image_size = 0               # > 0: resize/crop to this (ImageNet)
   config.seq_len = 70                 # LM: segment length (tokens)
   config.mem_len = 70                 # LM: memory length (tokens)

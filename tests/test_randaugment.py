@@ -190,7 +190,7 @@ def test_classifier_reads_and_checks_the_config_fields():
   config.randaugment_layers, config.randaugment_magnitude = 2, 14.0
   assert classifier.randaugment_options(config) == {
       "num_layers": 2, "magnitude": 14.0, "variant": "paper",
-      "translate_fraction": 100 / 224}
+      "translate_fraction": 100 / 224, "cutout_fraction": 40 / 224}
   config.randaugment_variant = "autoaugment"
   with pytest.raises(ValueError, match="randaugment_variant"):
     classifier.randaugment_options(config)

@@ -276,8 +276,10 @@ def inception_crop(image: np.ndarray, size: int, rng: np.random.Generator,
   return center_crop(image, size)
 
 
-def _crop_record(record: Dict[str, Any], size: int, augment: str,
-                 rng: Optional[np.random.Generator]) -> Dict[str, Any]:
+def crop_record(record: Dict[str, Any], size: int, augment: str,
+                rng: Optional[np.random.Generator]) -> Dict[str, Any]:
+  """One record cropped to ``size``: ImageNet's random-size crop for
+  ``'inception_crop_flip'`` with a generator, else the centre crop."""
   image = np.asarray(record["image"])
   if image.ndim == 2:
     image = image[..., None]
@@ -359,7 +361,7 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
   ds = host_slice(ds, global_batch, jax.process_index(), count)
   if image_size:
     ds = ds.random_map(
-        lambda r, rng: _crop_record(r, image_size, augment, rng), seed=seed + 2)
+        lambda r, rng: crop_record(r, image_size, augment, rng), seed=seed + 2)
   if randaugment and randaugment.get("num_layers"):
     ds = ds.random_map(functools.partial(randaugment_lib.augment_record,
                                          **randaugment), seed=seed + 3)
@@ -378,7 +380,7 @@ def eval_batches(split: Split, batch: int, image_size: int = 0):
   for start in range(0, n, batch):
     items = [ds[i] for i in range(start, min(start + batch, n))]
     if image_size:
-      items = [_crop_record(it, image_size, "none", None) for it in items]
+      items = [crop_record(it, image_size, "none", None) for it in items]
     real = len(items)
     items += [items[-1]] * (batch - real)
     out = preprocess_batch(

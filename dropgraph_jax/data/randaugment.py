@@ -37,6 +37,10 @@ Variants (``variant``):
   Cutout of ``cutout_fraction * width`` (40 px at 224) and SolarizeAdd
   (``+110 l`` below 128) added), each chosen op applied with a probability
   drawn from U(0.2, 0.8), as that code does.
+* ``'uda'``: UDA's CIFAR code (google-research/uda ``randaug_policies``):
+  its 15 ops (the paper's 14 without Identity, with Invert and Cutout),
+  each applied with probability 0.5 at a magnitude drawn uniformly from
+  1-9 per op (``magnitude`` is not used).
 """
 
 from __future__ import annotations
@@ -138,6 +142,9 @@ VARIANTS = {
                      "Posterize", "Solarize", "Color", "Contrast",
                      "Brightness", "Sharpness", "ShearX", "ShearY",
                      "TranslateX", "TranslateY", "Cutout", "SolarizeAdd"),
+    "uda": ("Invert", "Cutout", "Sharpness", "AutoContrast", "Posterize",
+            "ShearX", "TranslateX", "TranslateY", "ShearY", "Rotate",
+            "Equalize", "Contrast", "Color", "Solarize", "Brightness"),
 }
 
 
@@ -184,16 +191,23 @@ def randaugment(image: np.ndarray, rng: np.random.Generator, num_layers: int,
   ops = VARIANTS[variant]
   for _ in range(num_layers):
     name = ops[int(rng.integers(len(ops)))]
-    if variant == "efficientnet" and rng.random() >= rng.uniform(0.2, 0.8):
+    level = float(rng.integers(1, 10)) if variant == "uda" else magnitude
+    if not rng.random() < _APPLY[variant](rng):
       continue
-    image = apply_op(name, image, magnitude, rng, translate_fraction,
+    image = apply_op(name, image, level, rng, translate_fraction,
                      cutout_fraction)
   return image
 
 
+# The probability of applying each drawn op, per variant.
+_APPLY = {"paper": lambda rng: 1.0, "uda": lambda rng: 0.5,
+          "efficientnet": lambda rng: rng.uniform(0.2, 0.8)}
+
+
 def augment_record(record, rng: np.random.Generator, num_layers: int,
                    magnitude: float, variant: str = "paper",
-                   translate_fraction: float = 100 / 224):
+                   translate_fraction: float = 100 / 224,
+                   cutout_fraction: float = 40 / 224):
   """A grain ``random_map`` body: RandAugment on ``record['image']``; float
   images in [0, 1] go through uint8 and come back as floats."""
   image = np.asarray(record["image"])
@@ -203,7 +217,7 @@ def augment_record(record, rng: np.random.Generator, num_layers: int,
   if image.ndim == 2:
     image = image[..., None]
   image = randaugment(image, rng, num_layers, magnitude, variant,
-                      translate_fraction)
+                      translate_fraction, cutout_fraction)
   if as_float:
     image = image.astype(np.float32) / 255.0
   return {**record, "image": image}

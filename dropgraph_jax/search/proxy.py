@@ -16,7 +16,9 @@ JSON object. The reward never looks at a test split.
   TFDS name), ``steps`` SGD steps with batch ``batch_size``, cosine
   learning rate; the last ``val_fraction`` of a seeded permutation of the
   training split is held out and the reward is accuracy on it (the paper
-  reserves 10% of CIFAR-10's training set the same way).
+  reserves 10% of CIFAR-10's training set the same way); ``examples`` > 0
+  first takes a class-balanced subset (by ``data_seed``), e.g. the 4,000
+  images of the CIFAR-10-4K search (3,600 train, 400 held out).
 * ``name='trainer'``: the full trainer (:mod:`dropgraph_jax.training.trainers`) on a
   config file with overrides, for proxies such as WRN-28-2 on CIFAR-10 or
   Transformer-XL on PTB. The config's ``eval_split`` must not be
@@ -98,6 +100,17 @@ def synthetic_target(vocab_sizes, seed: int):
   return [int(rng.integers(0, n)) for n in vocab_sizes]
 
 
+def proxy_split(cfg) -> image_data.Split:
+  """The image proxy's training split: the dataset's, or its
+  class-balanced subset of ``cfg['examples']`` images."""
+  data = image_data.load_split(cfg["dataset"], "train",
+                               cfg.get("data_dir") or None, cfg.get("seed", 0))
+  if int(cfg.get("examples", 0)) > 0:
+    data = image_data.subset(data, int(cfg["examples"]),
+                             int(cfg.get("data_seed", 0)))
+  return data
+
+
 class ImageProxy:
   """The ``'image'`` proxy's data, batches and compiled pieces.
 
@@ -109,9 +122,7 @@ class ImageProxy:
 
   def __init__(self, cfg):
     self.cfg = cfg
-    data = image_data.load_split(cfg["dataset"], "train",
-                                     cfg.get("data_dir") or None,
-                                     cfg.get("seed", 0))
+    data = proxy_split(cfg)
     self.num_classes = data.num_classes
     self.data = data
     self.raw, self.labels = _materialise(data)

@@ -30,7 +30,6 @@ from typing import Any, Dict
 import jax.numpy as jnp
 from matplotlib.figure import Figure
 
-from dropgraph_jax.data import images as image_data
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.sites import site_shapes
 from dropgraph_jax.search import engine, proxy
@@ -79,8 +78,7 @@ def proxy_config(config, space) -> Dict[str, Any]:
     if not 0.0 < pcfg.get("val_fraction", 0.1) < 1.0:
       raise ValueError(f"proxy.val_fraction must be in (0, 1), got "
                        f"{pcfg.get('val_fraction')!r}.")
-    data = image_data.load_split(pcfg["dataset"], "train",
-                                     pcfg.get("data_dir") or None)
+    data = proxy.proxy_split(pcfg)
     train_size = int(data.num_examples * (1 - pcfg.get("val_fraction", 0.1)))
     if pcfg["batch_size"] > train_size:
       raise ValueError(f"proxy.batch_size={pcfg['batch_size']} exceeds the "

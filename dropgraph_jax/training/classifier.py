@@ -53,7 +53,8 @@ def randaugment_options(config) -> Dict[str, Any]:
              "magnitude": config.get("randaugment_magnitude", 9.0),
              "variant": config.get("randaugment_variant", "paper"),
              "translate_fraction": config.get("randaugment_translate",
-                                              100 / 224)}
+                                              100 / 224),
+             "cutout_fraction": config.get("randaugment_cutout", 40 / 224)}
   randaugment_lib.check_options(**options)
   return options
 

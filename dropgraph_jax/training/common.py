@@ -238,13 +238,18 @@ NUMERIC_FIELDS = {
     "patch_size": (1, int, None), "crop_size": (1, int, None),
     "eval_size": (1, int, None), "lr_min": (0, float, None),
     "randaugment_layers": (0, int, 16), "randaugment_magnitude": (0, float, 30),
-    "randaugment_translate": (0, float, 1),
+    "randaugment_translate": (0, float, 1), "randaugment_cutout": (0, float, 1),
+    "uda_unsup_ratio": (1, int, None), "uda_temperature": (0, float, None),
+    "uda_confidence": (0, float, 1), "uda_coefficient": (0, float, None),
+    "uda_unlabelled_examples": (0, int, None),
 }
-OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha")
+OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha",
+            "uda_temperature")
 # Text fields with a fixed set of values (the others are checked where
 # they are read, against their registries).
 CHOICES = {"dtype": ("float32", "bfloat16", "float16"),
-           "randaugment_variant": ("paper", "efficientnet")}
+           "randaugment_variant": ("paper", "efficientnet", "uda"),
+           "uda_tsa": ("", "linear", "log", "exp"), "trainer": ("", "uda")}
 FLAGS = ("nesterov", "async_checkpointing", "allow_config_change",
          "compare_baseline")
 

@@ -1,7 +1,9 @@
 """The one training entry: ``train_and_evaluate(config, workdir)``.
 
 Dispatches on the model's kind (:func:`dropgraph_jax.models.model_kind`)
-through a small registry, as scenic picks trainers by name. Every trainer
+through a small registry, as scenic picks trainers by name, or on
+``config.trainer`` for a training mode of a kind (``'uda'``: semi-
+supervised image classification). Every trainer
 takes the config and the workdir, leaves the config unchanged, writes
 ``workdir/results.json`` and returns the results (plus the final
 ``state``). A new task family registers its trainer here.
@@ -22,6 +24,7 @@ from dropgraph_jax.training import (
   language_model,
   points,
   segmentation,
+  uda,
 )
 from dropgraph_jax.training.common import NonFiniteLoss, Preempted
 
@@ -35,7 +38,11 @@ TRAINERS: Dict[str, Trainer] = {
     "graph_clusters": cluster_gcn.train_clusters,
     "points": points.train_points,
     "segmentation": segmentation.train_and_evaluate,
+    "uda": uda.train_and_evaluate,
 }
+# Trainers chosen by ``config.trainer`` rather than by the model's kind,
+# with the model kind each one trains.
+TRAINING_MODES = {"uda": "image"}
 
 
 def get_trainer(kind: str) -> Trainer:
@@ -52,9 +59,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   """Trains and evaluates ``config`` in ``workdir`` with its kind's
   trainer; returns the results. Every numeric and boolean field is
   checked first (:func:`common.check_numbers`), whatever the kind."""
-  trainer = get_trainer(model_kind(config.model))
   common.check_numbers(config)
-  return trainer(config, workdir)
+  kind, mode = model_kind(config.model), config.get("trainer", "")
+  if mode and TRAINING_MODES[mode] != kind:
+    raise ValueError(f"train_and_evaluate: config.trainer={mode!r} trains "
+                     f"{TRAINING_MODES[mode]!r} models; config.model="
+                     f"{config.model!r} is a {kind!r} model.")
+  return get_trainer(mode or kind)(config, workdir)
 
 
 __all__ = ["NonFiniteLoss", "Preempted", "TRAINERS", "get_trainer", "train_and_evaluate"]
