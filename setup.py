@@ -40,6 +40,8 @@ TRAIN_REQUIRES = [
     "scikit-learn>=1.9.1",  # load_digits: the offline demo data
     "matplotlib>=3.11.2",
     "h5py>=3.10",  # ModelNet40's HDF5 files (DGCNN)
+    "sentencepiece>=0.2",  # translation: joint subword vocabulary
+    "sacrebleu>=2.4",  # translation: BLEU
     "scipy>=1.13",  # Planetoid's sparse matrices, t-tests of the tables
 ]
 

@@ -37,6 +37,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.uda_confidence = 0.8         # mask targets less confident (0: off)
   config.uda_coefficient = 1.0        # weight of the consistency loss
   config.uda_unlabelled_examples = 0  # > 0: a subset of the pool
+
+  # Translation (dropgraph_jax.training.translation), dataset 'parallel:ROOT'.
+  config.source_lang, config.target_lang = "de", "en"
+  config.test_split = "test"          # BLEU at the end
+  config.vocab_size = 10000           # joint sentencepiece (BPE) pieces
+  config.max_len = 64                 # subword tokens per side
+  config.beam_size = 4
+  config.length_penalty = 0.6         # GNMT alpha (0: rank by log p)
+  config.bleu_examples = 0            # > 0: BLEU on the first n only
+  config.adam_b2 = 0.999              # optimizer 'adam'
   config.image_size = 0               # > 0: resize/crop to this (ImageNet)
   config.seq_len = 70                 # LM: segment length (tokens)
   config.mem_len = 70                 # LM: memory length (tokens)
@@ -87,6 +97,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.regularizer.ramp_epochs = 0.0    # 0: full rate from the start;
                                           # < 0: ramp over the whole run
   config.regularizer.policy_file = ""     # name='policy': a policy JSON
+  config.regularizer.attention_rate = 0.0  # translation: attention dropout
   # Further keyword options of the regularizer, e.g. DropGraph's
   # adjacency / generator for the Table 6 and 8 ablations.
   config.regularizer.options = ml_collections.ConfigDict()

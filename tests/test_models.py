@@ -25,7 +25,10 @@ from dropgraph_jax.patterns import (
   TransformerPattern,
 )
 
-TINY = sorted(n for n in REGISTRY if n.endswith("_tiny"))  # image / tokens
+# Image, token and segmentation models; the translation model (two inputs)
+# has the same checks in test_translation.py.
+TINY = sorted(n for n in REGISTRY if n.endswith("_tiny")
+              and model_kind(n) != "translation")
 # A training step compiles a whole network (5-20 s each here): the fast
 # tier keeps ResNet's, the slow tier runs every family.
 TINY_STEP = [n if n == "resnet_tiny" else pytest.param(n, marks=pytest.mark.slow)

@@ -21,6 +21,8 @@ from dropgraph_jax.models.regnet import RegNetX
 from dropgraph_jax.models.resnet import ResNet
 from dropgraph_jax.models.resnet_segmentation import DeepLabV3, FCN32s
 from dropgraph_jax.models.sites import Site, check_policy, list_sites
+from dropgraph_jax.models.transformer_seq2seq import CONFIGS as S2S_CONFIGS
+from dropgraph_jax.models.transformer_seq2seq import Seq2SeqTransformer
 from dropgraph_jax.models.transformer_xl import CONFIGS as TXL_CONFIGS
 from dropgraph_jax.models.transformer_xl import TransformerXL
 from dropgraph_jax.models.unet import UNet
@@ -108,6 +110,18 @@ REGISTRY: Dict[str, tuple] = {
     "deeplabv3_tiny": (_p(DeepLabV3, stage_sizes=(1, 1, 1, 1), block="basic",
                           width=4, num_classes=3), "segmentation",
                        (2, 32, 32, 3)),
+    # Translation (AutoDropout Table 4): (src, tgt_in) token pairs.
+    "transformer_base": (_p(Seq2SeqTransformer, config=S2S_CONFIGS["base"]),
+                         "translation", (2, 64)),
+    "transformer_iwslt": (_p(Seq2SeqTransformer,
+                             config=S2S_CONFIGS["iwslt"]), "translation",
+                          (2, 64)),
+    "transformer_small": (_p(Seq2SeqTransformer,
+                             config=S2S_CONFIGS["small"]), "translation",
+                          (2, 64)),
+    "transformer_seq2seq_tiny": (_p(Seq2SeqTransformer,
+                                    config=S2S_CONFIGS["tiny"]),
+                                 "translation", (2, 16)),
     "dgcnn_small": (_p(DGCNN, k=10, widths=(32, 32, 64, 64), emb=256,
                        head=(128, 64)), "points", (2, 256, 3)),
 }
@@ -125,8 +139,8 @@ def get_model(name: str, **kwargs: Any):
 def model_kind(name: str) -> str:
   """'image' (NHWC float input), 'tokens' ((N, T) int input), or a graph
   kind: 'graph_nodes' (one graph), 'graphs' (batches of graphs), 'points'
-  ((B, N, 3) point clouds), or 'segmentation' (NHWC images to per-pixel
-  logits)."""
+  ((B, N, 3) point clouds), 'segmentation' (NHWC images to per-pixel
+  logits) or 'translation' ((N, S) source and (N, T) target tokens)."""
   if name not in REGISTRY:
     raise ValueError(f"Unknown model {name!r}; known models: "
                      f"{sorted(REGISTRY)}.")

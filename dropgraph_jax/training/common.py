@@ -242,6 +242,10 @@ NUMERIC_FIELDS = {
     "uda_unsup_ratio": (1, int, None), "uda_temperature": (0, float, None),
     "uda_confidence": (0, float, 1), "uda_coefficient": (0, float, None),
     "uda_unlabelled_examples": (0, int, None),
+    "adam_b2": (0, float, 1), "max_len": (2, int, None),
+    "vocab_size": (8, int, None), "beam_size": (1, int, None),
+    "length_penalty": (0, float, None), "bleu_examples": (0, int, None),
+    "regularizer.attention_rate": (0, float, 1),
 }
 OPEN_LOW = ("learning_rate", "lr_decay_epochs", "regularizer.alpha",
             "uda_temperature")

@@ -14,7 +14,11 @@ Config fields (see ``configs/default.py``):
   ``'exponential'`` (times ``lr_decay`` every ``lr_decay_epochs``,
   staircase, as EfficientNet's 0.97 every 2.4 epochs), ``'inverse_time'``
   (``learning_rate / (1 + lr_decay * step)``, Keras' ``decay`` argument,
-  as BiO-Net's MoNuSeg recipe: 3e-5 per step) or ``'constant'``.
+  as BiO-Net's MoNuSeg recipe: 3e-5 per step), ``'inverse_sqrt'``
+  (``learning_rate * sqrt(w / (w + step))`` after the ``w``-step warm-up:
+  Vaswani et al.'s and fairseq's Transformer schedule) or ``'constant'``.
+* ``adam_b2``: Adam's second-moment decay (0.999; 0.98 for the
+  translation Transformers, as Vaswani et al.).
 * ``warmup_epochs``: linear warm-up from 0 to ``learning_rate`` first
   (then the schedule runs on from its step 0).
 * ``grad_clip_norm``: > 0 clips the global gradient norm (Transformer-XL's
@@ -25,11 +29,12 @@ from __future__ import annotations
 
 from typing import Tuple
 
+import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ("sgd", "adam", "rmsprop")
 LR_SCHEDULES = ("piecewise", "cosine", "exponential", "inverse_time",
-                "constant")
+                "inverse_sqrt", "constant")
 
 
 def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
@@ -52,6 +57,9 @@ def learning_rate_schedule(config, steps_per_epoch: int) -> optax.Schedule:
   elif name == "inverse_time":
     def schedule(step, decay=config.lr_decay):
       return lr / (1.0 + decay * step)
+  elif name == "inverse_sqrt":  # Vaswani et al. / fairseq, after warm-up
+    def schedule(step, w=max(warmup, 1)):
+      return lr * jnp.sqrt(w / (w + jnp.asarray(step, jnp.float32)))
   elif name == "constant":
     schedule = optax.constant_schedule(lr)
   else:
@@ -73,7 +81,7 @@ def make_optimizer(config, steps_per_epoch: int
     opt = optax.sgd(schedule, momentum=config.momentum,
                     nesterov=config.nesterov)
   elif name == "adam":
-    opt = optax.adam(schedule)
+    opt = optax.adam(schedule, b2=config.get("adam_b2", 0.999))
   elif name == "rmsprop":
     opt = optax.rmsprop(schedule, decay=0.9, eps=1e-3,
                         momentum=config.momentum)

@@ -24,6 +24,7 @@ from dropgraph_jax.training import (
   language_model,
   points,
   segmentation,
+  translation,
   uda,
 )
 from dropgraph_jax.training.common import NonFiniteLoss, Preempted
@@ -38,6 +39,7 @@ TRAINERS: Dict[str, Trainer] = {
     "graph_clusters": cluster_gcn.train_clusters,
     "points": points.train_points,
     "segmentation": segmentation.train_and_evaluate,
+    "translation": translation.train_and_evaluate,
     "uda": uda.train_and_evaluate,
 }
 # Trainers chosen by ``config.trainer`` rather than by the model's kind,
@@ -47,7 +49,8 @@ TRAINING_MODES = {"uda": "image"}
 
 def get_trainer(kind: str) -> Trainer:
   """The trainer of a model kind (``'image'``, ``'tokens'``,
-  ``'graph_nodes'``, ``'graphs'``, ``'points'``, ``'segmentation'``)."""
+  ``'graph_nodes'``, ``'graphs'``, ``'points'``, ``'segmentation'``,
+  ``'translation'``) or of a training mode (``'uda'``)."""
   if kind not in TRAINERS:
     raise ValueError(f"get_trainer: no trainer for model kind {kind!r}; "
                      f"registered kinds: {sorted(TRAINERS)}.")
