@@ -119,6 +119,8 @@ REGISTRY: Dict[str, tuple] = {
     "transformer_small": (_p(Seq2SeqTransformer,
                              config=S2S_CONFIGS["small"]), "translation",
                           (2, 64)),
+    "transformer_mini": (_p(Seq2SeqTransformer, config=S2S_CONFIGS["mini"]),
+                         "translation", (2, 48)),
     "transformer_seq2seq_tiny": (_p(Seq2SeqTransformer,
                                     config=S2S_CONFIGS["tiny"]),
                                  "translation", (2, 16)),

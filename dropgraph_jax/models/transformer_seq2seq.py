@@ -64,6 +64,10 @@ CONFIGS = {
     # Reduced runs on a CPU (Multi30k): 3 layers of width 256.
     "small": Seq2SeqConfig(vocab_size=8000, n_layer=3, d_model=256,
                            n_head=4, d_ff=1024, max_len=64),
+    # The reduced Multi30k comparison (experiments/reproduce): 2 layers of
+    # width 128, about 1.5M parameters with a 4k vocabulary.
+    "mini": Seq2SeqConfig(vocab_size=4000, n_layer=2, d_model=128,
+                          n_head=4, d_ff=512, max_len=48),
     "tiny": Seq2SeqConfig(vocab_size=64, n_layer=2, d_model=32, n_head=4,
                           d_ff=64, max_len=16),
 }

@@ -6,6 +6,7 @@ to a fixed ``max_len`` (fixed shapes: one compilation for every batch):
 1. step ``t``: the decoder scores every next token of every live
    hypothesis (the whole prefix is re-decoded; no key/value cache, which
    keeps the model code simple and costs ``O(max_len^2)`` decoder work);
+   the loop ends early once every hypothesis of the batch has ended;
 2. each hypothesis' log-probability plus each token's is ranked over
    ``beam x vocab``, and the best ``beam`` survive; a finished hypothesis
    (it has emitted ``eos``) has one continuation, padding, at no cost, so
@@ -62,9 +63,15 @@ def beam_search(logits_fn, batch: int, max_len: int, beam: int, bos: int,
   scores = jnp.tile(jnp.array([0.0] + [NEG_INF] * (beam - 1)), batch)
   done = jnp.zeros((batch * beam,), bool)
 
-  def body(t, state):
-    return _step(logits_fn, state, t, beam, eos, pad)
-  seqs, scores, _ = jax.lax.fori_loop(1, max_len, body, (seqs, scores, done))
+  def more(carry):  # stop as soon as every hypothesis has ended
+    t, (_, _, finished) = carry
+    return (t < max_len) & ~jnp.all(finished)
+
+  def body(carry):
+    t, state = carry
+    return t + 1, _step(logits_fn, state, t, beam, eos, pad)
+  _, (seqs, scores, _) = jax.lax.while_loop(more, body,
+                                            (1, (seqs, scores, done)))
   lengths = jnp.sum((seqs[:, 1:] != pad), axis=-1)
   ranked = (scores / length_penalty(lengths, alpha)).reshape(batch, beam)
   best = jnp.argmax(ranked, axis=-1) + jnp.arange(batch) * beam
