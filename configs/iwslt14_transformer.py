@@ -25,9 +25,10 @@ REGULARIZERS = ("dropout", "autodropout_paper", "policy", "none")
 TRAIN_PAIRS = 160_239  # after prepare-iwslt14.sh
 
 
-def get_config(regularizer: str = "dropout"):
+def get_config(regularizer: str = "dropout", name: str = "iwslt14_transformer"):
+  """The IWSLT recipe; ``name`` (the config that builds on it) for errors."""
   if regularizer not in REGULARIZERS:
-    raise ValueError(f"iwslt14_transformer: regularizer must be one of "
+    raise ValueError(f"{name}: regularizer must be one of "
                      f"{list(REGULARIZERS)}, got {regularizer!r}.")
   config = default.get_config()
   config.model = "transformer_iwslt"

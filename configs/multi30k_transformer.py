@@ -14,32 +14,22 @@ comparable with the paper's IWSLT numbers.
         --workdir runs/m30k_vanilla --config.dataset=parallel:/tmp/m30k/Multi30k_de_en
 """
 
-from configs import default
+from configs import iwslt14_transformer
 
-REGULARIZERS = ("dropout", "autodropout_paper", "policy", "none")
+REGULARIZERS = iwslt14_transformer.REGULARIZERS
 
 
 def get_config(regularizer: str = "dropout"):
-  if regularizer not in REGULARIZERS:
-    raise ValueError(f"multi30k_transformer: regularizer must be one of "
-                     f"{list(REGULARIZERS)}, got {regularizer!r}.")
-  config = default.get_config()
+  config = iwslt14_transformer.get_config(regularizer,
+                                          "multi30k_transformer")
   config.model = "transformer_small"
   config.dataset = "parallel:multi30k_de_en"
-  config.source_lang, config.target_lang = "de", "en"
   config.eval_split, config.test_split = "val", "test_2016_flickr"
   config.vocab_size, config.max_len = 8000, 64
-  config.batch_size, config.eval_batch_size = 128, 128
-  config.num_epochs = 20.0
-  config.optimizer, config.adam_b2 = "adam", 0.98
-  config.learning_rate, config.lr_schedule = 1e-3, "inverse_sqrt"
-  config.warmup_epochs = 1.0
-  config.weight_decay, config.label_smoothing = 1e-4, 0.1
+  config.num_train_steps, config.num_epochs = 0, 20.0
+  config.learning_rate, config.warmup_epochs = 1e-3, 1.0
   config.beam_size, config.length_penalty = 4, 0.6
-  config.regularizer.name = regularizer
-  config.regularizer.rate = 0.3
   config.train_eval_examples = 1000
-  config.log_every_steps = 100
-  config.eval_every_epochs = 5.0
+  config.log_every_steps, config.eval_every_epochs = 100, 5.0
   config.checkpoint_every_steps = 1000
   return config

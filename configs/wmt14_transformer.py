@@ -16,17 +16,14 @@ is not available offline.
 Paper (Table 4, WMT-14 En-Fr BLEU): Transformer 38.1, + AutoDropout 40.0.
 """
 
-from configs import default
+from configs import iwslt14_transformer
 
-REGULARIZERS = ("dropout", "autodropout_paper", "policy", "none")
+REGULARIZERS = iwslt14_transformer.REGULARIZERS
 TRAIN_PAIRS = 35_762_532
 
 
 def get_config(regularizer: str = "dropout"):
-  if regularizer not in REGULARIZERS:
-    raise ValueError(f"wmt14_transformer: regularizer must be one of "
-                     f"{list(REGULARIZERS)}, got {regularizer!r}.")
-  config = default.get_config()
+  config = iwslt14_transformer.get_config(regularizer, "wmt14_transformer")
   config.model = "transformer_base"
   config.dataset = "parallel:wmt14_en_fr"
   config.source_lang, config.target_lang = "en", "fr"
@@ -34,14 +31,11 @@ def get_config(regularizer: str = "dropout"):
   config.vocab_size, config.max_len = 37000, 256
   config.batch_size, config.eval_batch_size = 512, 256
   config.num_train_steps = 100_000
-  config.optimizer, config.adam_b2 = "adam", 0.98
-  config.learning_rate, config.lr_schedule = 7e-4, "inverse_sqrt"
+  config.learning_rate = 7e-4
   config.warmup_epochs = 4000 / (TRAIN_PAIRS // 512)
-  config.weight_decay, config.label_smoothing = 0.0, 0.1
+  config.weight_decay = 0.0
   config.beam_size, config.length_penalty = 4, 0.6
-  config.regularizer.name = regularizer
   config.regularizer.rate = 0.1
-  config.log_every_steps = 500
-  config.eval_every_epochs = 0.1
+  config.log_every_steps, config.eval_every_epochs = 500, 0.1
   config.checkpoint_every_steps = 5000
   return config

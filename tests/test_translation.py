@@ -158,7 +158,8 @@ def _config(root, **overrides):
       "lr_schedule": "constant", "weight_decay": 0.0, "label_smoothing": 0.1,
       "log_every_steps": 2, "eval_every_epochs": 0.0,
       "checkpoint_every_steps": 3, "async_checkpointing": False,
-      "train_eval_examples": 32, "beam_size": 2, "regularizer.name":
+      "train_eval_examples": 16, "bleu_examples": 8, "beam_size": 2,
+      "regularizer.name":
       "dropout", **overrides})
   return config
 

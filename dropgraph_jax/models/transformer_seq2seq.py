@@ -26,7 +26,8 @@ is optional (fairseq's IWSLT recipe sets none).
 
 ``__call__(src (N, S) int, tgt_in (N, T) int, train, rate_factor=None)``
 returns logits ``(N, T, V)`` float32; token id 0 is padding (masked as a
-key everywhere). :meth:`encode` and :meth:`decode` split the two halves
+key everywhere). :meth:`Seq2SeqTransformer.encode` and
+:meth:`Seq2SeqTransformer.decode` split the two halves
 for search (:mod:`dropgraph_jax.training.beam_search`).
 """
 

@@ -24,7 +24,8 @@ as many training pairs, for the train-vs-test gap). Regularizers
 (``config.regularizer.name``): ``none``, ``dropout`` (Vaswani's vanilla
 dropout at ``rate``, attention dropout ``attention_rate``),
 ``autodropout_paper`` (the patterns the AutoDropout paper describes for
-Transformers, :func:`language_model.autodropout_paper_policy`'s, with
+Transformers,
+:func:`dropgraph_jax.models.transformer_xl.autodropout_paper_policy`'s, with
 vanilla dropout on the embeddings) and ``policy`` (a JSON file).
 """
 
