@@ -106,6 +106,7 @@ def test_sites_and_vaswani_dropout_placement():
   assert len(vanilla_policy(sites, 0.3, attention=0.1).sites) == 12 + 6
 
 
+@pytest.mark.slow
 def test_eval_output_is_independent_of_the_policy_and_training_is_not():
   tokens = jnp.zeros((1, 8), jnp.int32)
   sites = list_sites(_tiny(), tokens.shape, jnp.int32, tgt_in=tokens)

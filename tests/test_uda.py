@@ -64,8 +64,9 @@ def test_consistency_is_the_masked_kl_to_the_sharpened_target():
 
 
 @pytest.mark.parametrize("spec", [
-    RegularizerSpec("dropgraph", {"rate": 0.3, "block_size": 2,
-                                  "clip_block_size": True}),
+    pytest.param(RegularizerSpec("dropgraph", {"rate": 0.3, "block_size": 2,
+                                               "clip_block_size": True}),
+                 marks=pytest.mark.slow),
     ConvPattern(height=2, width=2, stride_h=2, stride_w=2, prob=0.3)])
 def test_the_teacher_is_the_student_without_its_regularizer(spec):
   x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
