@@ -32,6 +32,10 @@ import jax
 from experiments import gpu_suite, report
 
 
+# Events that wrap the kernels on XLA's CPU threads, not kernels themselves.
+WRAPPERS = ("ThreadpoolListener", "ThunkExecutor", "end: ")
+
+
 def kernel_times(trace_dir: str) -> Dict[str, float]:
   """Microseconds per kernel kind summed over a Perfetto trace's events on
   the device (or, with no device process, on XLA's CPU threads)."""
@@ -53,8 +57,8 @@ def kernel_times(trace_dir: str) -> Dict[str, float]:
 
   totals = collections.Counter()
   for e in events:
-    if e.get("ph") == "X" and on_device(e) and "ThreadpoolListener" not in (
-        e["name"]) and not e["name"].startswith("end: "):
+    if e.get("ph") == "X" and on_device(e) and not e["name"].startswith(
+        WRAPPERS):
       totals[re.sub(r"[._]\d+$", "", e["name"])] += float(e.get("dur", 0))
   return dict(totals)
 
