@@ -31,7 +31,6 @@ import jax
 
 from experiments import gpu_suite, report
 
-
 # Events that wrap the kernels on XLA's CPU threads, not kernels themselves.
 WRAPPERS = ("ThreadpoolListener", "ThunkExecutor", "end: ")
 
