@@ -39,6 +39,7 @@ TRAIN_REQUIRES = [
     "absl-py>=2.5.1",
     "scikit-learn>=1.9.1",  # load_digits: the offline demo data
     "matplotlib>=3.11.2",
+    "pillow>=11.0",  # image decoding and RandAugment's ops
     "h5py>=3.10",  # ModelNet40's HDF5 files (DGCNN)
     "sentencepiece>=0.2",  # translation: joint subword vocabulary
     "sacrebleu>=2.4",  # translation: BLEU
