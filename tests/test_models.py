@@ -150,7 +150,12 @@ def test_tiny_model_takes_one_training_step_with_a_policy(name):
   assert any(jax.tree.leaves(changed))
 
 
-@pytest.mark.parametrize("name", TINY)
+# EfficientNet's compile alone is 10 s: its case runs in the slow tier.
+TINY_EVAL = [pytest.param(n, marks=pytest.mark.slow)
+             if n.startswith("efficientnet") else n for n in TINY]
+
+
+@pytest.mark.parametrize("name", TINY_EVAL)
 def test_eval_output_is_independent_of_the_policy(name):
   x, _ = _inputs(name)
   with_policy = get_model(name, policy=_policy_for(name))

@@ -440,6 +440,7 @@ def test_every_search_config_builds_its_space_and_proxy():
   assert sizes["ptb_transformer_xl"] == 4 * 6
 
 
+@pytest.mark.slow
 def test_entropy_gradient_is_finite_with_masked_choices():
   """Positions with fewer choices than the largest vocabulary mask the rest
   to -inf; the entropy bonus must not back-propagate 0 * -inf (NaN)."""

@@ -77,6 +77,7 @@ def _tiny(policy=None):
   return get_model("transformer_seq2seq_tiny", policy=policy)
 
 
+@pytest.mark.slow
 def test_decoder_is_causal_and_padding_is_invisible():
   model = _tiny()
   src = jnp.array([[5, 6, 7, 3, 0, 0]])
