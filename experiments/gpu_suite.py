@@ -24,9 +24,7 @@ still leaves what it finished:
    is measured), sequential vs vmapped vs one program in turn.
 5. ``eval``: the eval program of ResNet-50 with each regularizer is the
    same HLO as without one.
-6. ``profile``: for Disout and DropGraph, the five kinds of kernel whose
-   time per step grows most over ``none`` (a ``jax.profiler`` trace;
-   :mod:`experiments.profile_step`).
+6. ``profile``: Disout's and DropGraph's costliest kernels vs ``none``.
 
 Timings: medians over ``--repeats`` calls after a warm-up call, compile
 excluded, ``block_until_ready`` on the results. Output:
@@ -349,18 +347,8 @@ def eval_rows(cfg, rec: Recorder) -> None:
 
 
 def profile_rows(cfg, rec: Recorder) -> None:
-  """Where the regularized steps' excess time goes: the kernel kinds with
-  the largest excess over ``none`` in a profiler trace (profile_step)."""
-  from experiments import profile_step  # pylint: disable=import-outside-toplevel
-  base = profile_step.profile(cfg, "none", 3)
-  for name in ("disout", "dropgraph"):
-    times = profile_step.profile(cfg, name, 3)
-    excess = sorted(((times.get(k, 0.0) - base.get(k, 0.0), k)
-                     for k in set(times) | set(base)), reverse=True)[:5]
-    for us, kind in excess:
-      rec.row("profile", {"policy": name, "kernel kind": f"`{kind[:60]}`",
-                          "excess us / step": f"{us:+.0f}"},
-              policy=name, kernel=kind, excess_us=us)
+  from experiments import profile_step  # here: that module imports this one
+  profile_step.suite_rows(cfg, rec)
 
 
 SECTIONS = {"model": model_rows, "op": op_rows, "rng": rng_rows,

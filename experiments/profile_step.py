@@ -85,6 +85,20 @@ def table(base: Dict[str, float], times: Dict[str, float], top: int):
   return rows
 
 
+def suite_rows(cfg, rec) -> None:
+  """The GPU suite's ``profile`` section: for Disout and DropGraph, the
+  five kernel kinds whose time per step grows most over ``none``."""
+  base = profile(cfg, "none", 3)
+  for name in ("disout", "dropgraph"):
+    times = profile(cfg, name, 3)
+    excess = sorted(((times.get(k, 0.0) - base.get(k, 0.0), k)
+                     for k in set(times) | set(base)), reverse=True)[:5]
+    for us, kind in excess:
+      rec.row("profile", {"policy": name, "kernel kind": f"`{kind[:60]}`",
+                          "excess us / step": f"{us:+.0f}"},
+              policy=name, kernel=kind, excess_us=us)
+
+
 def main(argv=None) -> str:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--smoke", action="store_true")
