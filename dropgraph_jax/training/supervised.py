@@ -195,12 +195,18 @@ class Setup:
   base_key: jax.Array
 
 
+def build_model(config, policy, num_classes: int):
+  """The config's model with ``policy`` (``None``: none) and the data's
+  classes unless ``model_kwargs`` say otherwise."""
+  model_kwargs = {"num_classes": num_classes, **config.model_kwargs}
+  return get_model(config.model, policy=policy,
+                   dtype=jnp.dtype(config.dtype), **model_kwargs)
+
+
 def setup(config, policy, num_classes: int, steps_per_epoch: int) -> Setup:
   """The model (the data's classes unless ``model_kwargs`` say), the
   mesh, the optimizer, the ramp and the base key."""
-  model_kwargs = {"num_classes": num_classes, **config.model_kwargs}
-  model = get_model(config.model, policy=policy,
-                    dtype=jnp.dtype(config.dtype), **model_kwargs)
+  model = build_model(config, policy, num_classes)
   tx, lr_schedule, rate_factor_fn = common.optimizer_and_ramp(
       config, steps_per_epoch, config.num_train_steps)
   return Setup(model, common.data_mesh(config), tx, lr_schedule,

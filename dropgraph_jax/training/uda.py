@@ -49,7 +49,6 @@ from flax import traverse_util
 
 from dropgraph_jax.data import images as image_data
 from dropgraph_jax.data import semi_supervised
-from dropgraph_jax.models import get_model
 from dropgraph_jax.training import classifier, common, supervised
 from dropgraph_jax.training.supervised import TrainState
 
@@ -177,9 +176,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   policy = classifier.build_policy(config, config.model, input_shape)
   built = supervised.setup(config, policy, labelled.num_classes,
                            steps_per_epoch)
-  teacher = get_model(config.model, dtype=jnp.dtype(config.dtype),
-                      **{"num_classes": labelled.num_classes,
-                         **config.model_kwargs})
+  teacher = supervised.build_model(config, None, labelled.num_classes)
   step = make_train_step(built.model, teacher,
                          teacher_view(teacher, input_shape), built.tx,
                          built.rate_factor_fn, built.base_key,
