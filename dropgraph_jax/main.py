@@ -65,18 +65,31 @@ def main(argv):
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2)
   if jax.process_index() == 0:
-    lm = "test_perplexity" in results[0]
-    score = "valid ppl" if lm else "test acc"
-    print(f"\n{'regularizer':20s} {'sites':>5s} {score:>9s} "
-          f"{'test ppl' if lm else 'test loss':>9s} {'steps':>6s} "
-          f"{'wall s':>7s}")
-    for r in results:
-      first, second = ((r["valid_perplexity"], r["test_perplexity"]) if lm
-                       else (r["test_accuracy"],
-                             r.get("test_loss", float("nan"))))
-      print(f"{r['regularizer']:20s} {r['policy_sites']:5d} {first:9.4f} "
-            f"{second:9.4f} {r['steps']:6d} {r['wall_time_s']:7.1f}")
+    print(summary(results))
   logging.info("done")
+
+
+# The two scores the closing table prints: those of the first row whose
+# first key a run's results have (each trainer kind reports its own).
+SUMMARY_SCORES = (("valid_perplexity", "test_perplexity"),  # language model
+                  ("test_bleu", "test_perplexity"),  # translation
+                  ("test_miou", "test_pixel_accuracy"),  # segmentation
+                  ("test_accuracy", "test_loss"))  # classifiers
+
+
+def summary(results) -> str:
+  """One line per run: regularizer, sites, the kind's two scores, steps
+  and wall time."""
+  first, second = next(row for row in SUMMARY_SCORES
+                       if row[0] in results[0])
+  lines = [f"\n{'regularizer':20s} {'sites':>5s} {first:>18s} "
+           f"{second:>19s} {'steps':>6s} {'wall s':>7s}"]
+  for r in results:
+    lines.append(f"{r['regularizer']:20s} {r['policy_sites']:5d} "
+                 f"{r.get(first, float('nan')):18.4f} "
+                 f"{r.get(second, float('nan')):19.4f} {r['steps']:6d} "
+                 f"{r['wall_time_s']:7.1f}")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

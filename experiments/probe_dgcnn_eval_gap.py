@@ -19,13 +19,11 @@ import tempfile
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from configs import modelnet40_dgcnn
-from dropgraph_jax.data import point_clouds
 from dropgraph_jax.models import get_model
-from dropgraph_jax.training import graphs, points
+from dropgraph_jax.training import graphs, points, supervised
 
 
 def main(argv=None):
@@ -44,13 +42,16 @@ def main(argv=None):
   variables = model.init({"params": key, "dropout": key}, probe, train=False)
   tx = optax.chain(optax.add_decayed_weights(1e-4),
                    optax.sgd(0.05, momentum=0.9))
-  step, _ = points._point_steps(model, tx, key)
-  p, s = variables["params"], variables["batch_stats"]
-  o, rng = tx.init(p), np.random.default_rng(0)
-  for i in range(args.steps):
-    idx = rng.choice(len(ys), config.batch_size, replace=False)
-    x = point_clouds.augment_point_cloud(xs[idx], rng)
-    p, s, o, loss = step(p, s, o, jnp.asarray(x), ys[idx], i)
+  objective, _ = points.make_steps(model)
+  step = jax.jit(supervised.make_train_step(
+      model, tx, lambda _: jnp.float32(1.0), key, objective))
+  state = supervised.TrainState(
+      jnp.zeros((), jnp.int32), variables["params"],
+      variables["batch_stats"], tx.init(variables["params"]))
+  stream = points.PointStream(xs, ys, config.batch_size, seed=0)
+  for _ in range(args.steps):
+    state, metrics = step(state, next(stream))
+  p, s, loss = state.params, state.batch_stats, metrics["loss"]
   x, y = jnp.asarray(xt[:64]), yt[:64]
   evaluated = model.apply({"params": p, "batch_stats": s}, x, train=False)
   trained, _ = model.apply({"params": p, "batch_stats": s}, x, train=True,

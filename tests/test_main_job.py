@@ -40,3 +40,18 @@ def test_main_job_says_what_it_does_in_few_lines(tmp_path):
   rows = [json.loads(r) for r in
           (tmp_path / "baseline" / "log.txt").read_text().splitlines()]
   assert not any("train/regularizer_rate_factor" in r for r in rows)
+
+
+@pytest.mark.parametrize("scores,shown", [
+    ({"valid_perplexity": 91.5, "test_perplexity": 88.25}, "91.5000"),
+    ({"test_bleu": 31.5, "test_perplexity": 6.5}, "31.5000"),
+    ({"test_miou": 0.625, "test_pixel_accuracy": 0.75}, "0.6250"),
+    ({"test_accuracy": 0.875}, "0.8750"),  # graph kinds have no test_loss
+])
+def test_the_closing_table_shows_each_kinds_own_scores(scores, shown):
+  from dropgraph_jax import main
+  run = {"regularizer": "dropgraph", "policy_sites": 3, "steps": 10,
+         "wall_time_s": 1.0, **scores}
+  table = main.summary([run, dict(run, regularizer="none")])
+  assert next(iter(scores)) in table.splitlines()[1]
+  assert table.count(shown) == 2 and len(table.splitlines()) == 4

@@ -46,7 +46,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 from typing import Any, Dict, Optional, Sequence
 
 import grain
@@ -56,6 +55,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from dropgraph_jax.data import randaugment as randaugment_lib
+from dropgraph_jax.data.hosts import HostRows, host_eval_batches, host_slice, this_host_rows
 
 # Per-channel mean / std for the normalisation of known datasets (0-1 scale).
 NORMALIZATION = {
@@ -298,44 +298,34 @@ def _to_float(images: np.ndarray) -> np.ndarray:
 
 
 def preprocess_batch(batch: Dict[str, Any], split: Split, augment: str,
-                      pad: int, rng: Optional[np.random.Generator]):
-  """Vectorised over the batch: crop + flip (if asked), then normalise."""
+                     pad: int, rng: Optional[np.random.Generator],
+                     rows: Optional[HostRows] = None):
+  """Vectorised over the batch: crop + flip (if asked), then normalise;
+  the draws are those of ``rows`` of the global batch (default: the batch
+  is the whole global batch)."""
   images = _to_float(np.asarray(batch["image"]))
   if augment not in AUGMENTATIONS:
     raise ValueError(f"train_dataset: augment (config.augment) must be one "
                      f"of {list(AUGMENTATIONS)}, got "
                      f"{augment!r}.")
+  n = images.shape[0]
+  rows = rows or HostRows(0, n, n)
   if rng is not None and augment == "crop_flip":
-    n, h, w, _ = images.shape
+    _, h, w, _ = images.shape
     padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-    dy = rng.integers(0, 2 * pad + 1, size=n)
-    dx = rng.integers(0, 2 * pad + 1, size=n)
-    rows = (dy[:, None] + np.arange(h))[:, :, None]
-    cols = (dx[:, None] + np.arange(w))[:, None, :]
-    images = padded[np.arange(n)[:, None, None], rows, cols]
-    flip = rng.random(n) < 0.5
+    dy = rows.of(rng.integers(0, 2 * pad + 1, size=rows.total))
+    dx = rows.of(rng.integers(0, 2 * pad + 1, size=rows.total))
+    ys = (dy[:, None] + np.arange(h))[:, :, None]
+    xs = (dx[:, None] + np.arange(w))[:, None, :]
+    images = padded[np.arange(n)[:, None, None], ys, xs]
+    flip = rows.of(rng.random(rows.total)) < 0.5
     images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
   if rng is not None and augment == "inception_crop_flip":
-    flip = rng.random(images.shape[0]) < 0.5
+    flip = rows.of(rng.random(rows.total)) < 0.5
     images = np.where(flip[:, None, None, None], images[:, :, ::-1], images)
   images = (images - split.mean) / split.std
   return {"image": images.astype(np.float32),
           "label": np.asarray(batch["label"]).astype(np.int32)}
-
-
-def host_slice(stream: grain.MapDataset, global_batch: int, index: int,
-               count: int) -> grain.MapDataset:
-  """Host ``index``'s part of ``stream`` (of ``count`` hosts): of the
-  examples ``[s * B, (s + 1) * B)`` of step ``s``, those from
-  ``s * B + index * b`` on, ``b = B / count`` of them; batched by ``b``,
-  the hosts' batches make up each global batch in stream order."""
-  if count == 1:
-    return stream
-  local = global_batch // count
-
-  def pick(j: int):
-    return stream[(j // local) * global_batch + index * local + j % local]
-  return grain.MapDataset.range(sys.maxsize).map(pick)
 
 
 def train_dataset(split: Split, *, global_batch: int, seed: int,
@@ -347,7 +337,8 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
 
   Each host reads ``global_batch / process_count`` examples per step: its
   contiguous part of the step's global batch (:func:`host_slice`), so
-  the global batch is the same for any number of hosts. Augmentation runs on whole batches
+  the global batch, augmentations included, is the same for any number
+  of hosts (:class:`HostRows`). Augmentation runs on whole batches
   (vectorised NumPy, seeded per batch index), which keeps small images from
   being bound by per-record Python overhead. ``randaugment`` (the
   keywords of :func:`randaugment.augment_record`: ``num_layers``,
@@ -358,34 +349,34 @@ def train_dataset(split: Split, *, global_batch: int, seed: int,
     raise ValueError(f"batch_size {global_batch} is not divisible by the "
                      f"number of hosts {count}.")
   ds = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
-  ds = host_slice(ds, global_batch, jax.process_index(), count)
+  # Per-record draws are seeded by the record's place in the global stream
+  # (mapped before the host's slice, computed lazily for its records only).
   if image_size:
     ds = ds.random_map(
         lambda r, rng: crop_record(r, image_size, augment, rng), seed=seed + 2)
   if randaugment and randaugment.get("num_layers"):
     ds = ds.random_map(functools.partial(randaugment_lib.augment_record,
                                          **randaugment), seed=seed + 3)
+  ds = host_slice(ds, global_batch, jax.process_index(), count)
   ds = ds.batch(global_batch // count, drop_remainder=True)
+  rows = this_host_rows(global_batch)  # batch k of every host is global step k
   return ds.random_map(
-      lambda b, rng: preprocess_batch(b, split, augment, pad, rng),
+      lambda b, rng: preprocess_batch(b, split, augment, pad, rng, rows),
       seed=seed + 1)
 
 
 def eval_batches(split: Split, batch: int, image_size: int = 0):
-  """Yields padded eval batches with a ``mask`` of real examples (this host);
-  with ``image_size``, each image is resized and centre-cropped first."""
-  count, index = jax.process_count(), jax.process_index()
-  ds = grain.MapDataset.source(split.source)[index::count]
-  n = len(ds)
-  for start in range(0, n, batch):
-    items = [ds[i] for i in range(start, min(start + batch, n))]
+  """Yields padded eval batches with a ``mask`` of real examples (this host,
+  :func:`host_eval_batches`); with ``image_size``, each image is resized
+  and centre-cropped first."""
+  ds = grain.MapDataset.source(split.source)
+  for indices, valid in host_eval_batches(split.num_examples, batch):
+    items = [ds[int(i)] for i in indices]
     if image_size:
       items = [crop_record(it, image_size, "none", None) for it in items]
-    real = len(items)
-    items += [items[-1]] * (batch - real)
     out = preprocess_batch(
         {"image": np.stack([np.asarray(it["image"]) for it in items]),
          "label": np.stack([it["label"] for it in items])},
         split, "none", 0, None)
-    out["mask"] = np.arange(batch) < real
+    out["mask"] = valid
     yield out

@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import grain
 import jax
 import numpy as np
 from PIL import Image
 
-from dropgraph_jax.data.images import host_slice
+from dropgraph_jax.data.hosts import HostRows, host_eval_batches, host_slice, this_host_rows
 
 
 @dataclasses.dataclass
@@ -211,12 +211,16 @@ def load_split(config, split: str) -> SegSplit:
                    f"segmentation models, got {config.dataset!r}.")
 
 
-def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
+def augment_batch(batch: dict, rng: np.random.Generator,
+                  rows: Optional[HostRows] = None) -> dict:
   """Random flips and right-angle rotations, one draw per example, the
-  same for its image and mask."""
+  same for its image and mask; the draws of ``rows`` of the global batch
+  (default: the batch is the global batch)."""
   images, masks = batch["image"].copy(), batch["mask"].copy()
-  for i in range(len(images)):
-    turns, flip_h, flip_v = rng.integers(0, 4), rng.random(), rng.random()
+  rows = rows or HostRows(0, len(images), len(images))
+  draws = [(rng.integers(0, 4), rng.random(), rng.random())
+           for _ in range(rows.total)]
+  for i, (turns, flip_h, flip_v) in enumerate(rows.of(draws)):
     img, msk = np.rot90(images[i], turns), np.rot90(masks[i], turns)
     if flip_h < 0.5:
       img, msk = img[:, ::-1], msk[:, ::-1]
@@ -234,37 +238,34 @@ def _to_float(batch: dict) -> dict:
 def train_dataset(split: SegSplit, *, global_batch: int, seed: int,
                   augment: bool = True) -> grain.MapDataset:
   """Infinite shuffled stream of this host's part of every global batch
-  (:func:`dropgraph_jax.data.images.host_slice`); VOC records are scaled,
+  (:func:`dropgraph_jax.data.hosts.host_slice`); VOC records are scaled,
   flipped and cropped one by one, MoNuSeg batches flipped and rotated."""
   count = jax.process_count()
   if global_batch % count:
     raise ValueError(f"batch_size {global_batch} is not divisible by the "
                      f"number of hosts {count}.")
   ds = grain.MapDataset.source(split.source).shuffle(seed=seed).repeat(None)
-  ds = host_slice(ds, global_batch, jax.process_index(), count)
-  if split.scale_range:
+  if split.scale_range:  # before the host's slice: seeded by global place
     size = split.image_shape[0]
     ds = ds.random_map(lambda r, rng: scale_flip_crop(
         r, rng, split.scale_range, size), seed=seed + 2)
+  ds = host_slice(ds, global_batch, jax.process_index(), count)
   ds = ds.batch(global_batch // count, drop_remainder=True)
+  rows = this_host_rows(global_batch)
   if augment and not split.scale_range:
     if split.image_shape[0] != split.image_shape[1]:
       raise ValueError("augmentation rotates by 90 degrees: patches must be "
                        f"square, got {split.image_shape[:2]}.")
-    ds = ds.random_map(lambda b, rng: augment_batch(b, rng), seed=seed + 1)
+    ds = ds.random_map(lambda b, rng: augment_batch(b, rng, rows),
+                       seed=seed + 1)
   return ds.map(_to_float)
 
 
 def eval_batches(split: SegSplit, batch: int) -> Iterator[dict]:
   """This host's padded evaluation batches with a per-example ``valid``;
   VOC images are padded to the split's size with label 255."""
-  count, index = jax.process_count(), jax.process_index()
-  order = np.arange(split.num_examples)[index::count]
   size = split.image_shape[0]
-  for start in range(0, len(order), batch):
-    picked = order[start:start + batch]
-    real = len(picked)
-    picked = np.concatenate([picked, np.repeat(picked[-1:], batch - real)])
+  for picked, valid in host_eval_batches(split.num_examples, batch):
     records = [split.source[int(i)] for i in picked]
     if split.source and not isinstance(split.source, _Arrays):
       for r in records:
@@ -275,5 +276,5 @@ def eval_batches(split: SegSplit, batch: int) -> Iterator[dict]:
                                                   size))) for r in records]
     out = _to_float({"image": np.stack([r["image"] for r in records]),
                      "mask": np.stack([r["mask"] for r in records])})
-    out["valid"] = np.arange(batch) < real
+    out["valid"] = valid
     yield out

@@ -11,7 +11,7 @@ reference; its labels are dropped here, so nothing downstream can use them.
 The combined stream is a grain ``MapDataset`` indexed by step: step ``s``'s
 batch is a pure function of (seed, s), and its iterator state is saved in
 every checkpoint like the supervised stream's. Each host reads its own
-contiguous part of both global batches (:func:`images.host_slice`).
+contiguous part of both global batches (:func:`hosts.host_slice`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import grain
 import jax
 import numpy as np
 
-from dropgraph_jax.data import images
+from dropgraph_jax.data import hosts, images
 from dropgraph_jax.data import randaugment as randaugment_lib
 
 # Stream offsets of the unlabelled pool's shuffle, RandAugment and crop, so
@@ -46,7 +46,7 @@ def _views(record, rng: np.random.Generator, randaugment: Dict[str, Any],
 
 
 def _normalised(batch, split: images.Split, augment: str, pad: int,
-                rng: np.random.Generator):
+                rng: np.random.Generator, rows: hosts.HostRows):
   """The batch's two views as the model's inputs: the original normalised,
   the augmented one also augmented by ``augment`` (crop and flip)."""
   labels = np.zeros(len(batch["original"]), np.int32)  # not read
@@ -55,7 +55,7 @@ def _normalised(batch, split: images.Split, augment: str, pad: int,
                                      None)["image"]
   augmented = images.preprocess_batch({"image": batch["augmented"],
                                        "label": labels}, split, augment, pad,
-                                      rng)["image"]
+                                      rng, rows)["image"]
   return {"unlabelled": original, "unlabelled_aug": augmented}
 
 
@@ -72,13 +72,15 @@ def unlabelled_dataset(split: images.Split, *, global_batch: int, seed: int,
                      f"not divisible by the number of hosts {count}.")
   base = seed + UNLABELLED_SEED
   ds = grain.MapDataset.source(split.source).shuffle(seed=base).repeat(None)
-  ds = images.host_slice(ds, global_batch, jax.process_index(), count)
-  ds = ds.random_map(
+  ds = ds.random_map(  # before the host's slice: seeded by global place
       lambda r, rng: _views(r, rng, randaugment, augment, image_size),
       seed=base + 1)
+  ds = hosts.host_slice(ds, global_batch, jax.process_index(), count)
   ds = ds.batch(global_batch // count, drop_remainder=True)
-  return ds.random_map(lambda b, rng: _normalised(b, split, augment, pad, rng),
-                       seed=base + 2)
+  rows = hosts.this_host_rows(global_batch)
+  return ds.random_map(
+      lambda b, rng: _normalised(b, split, augment, pad, rng, rows),
+      seed=base + 2)
 
 
 def uda_dataset(labelled: images.Split, unlabelled: images.Split, *,

@@ -27,7 +27,7 @@ import grain
 import jax
 import numpy as np
 
-from dropgraph_jax.data import images
+from dropgraph_jax.data import hosts
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
@@ -138,17 +138,15 @@ def train_dataset(data: Encoded, *, global_batch: int, seed: int
                      f"number of hosts {count}.")
   ds = grain.MapDataset.source(_PairSource(data)).shuffle(seed=seed).repeat(
       None)
-  ds = images.host_slice(ds, global_batch, jax.process_index(), count)
+  ds = hosts.host_slice(ds, global_batch, jax.process_index(), count)
   return ds.batch(global_batch // count, drop_remainder=True)
 
 
 def eval_batches(data: Encoded, batch: int):
-  """Every pair once in order, the last batch padded (``mask`` 0)."""
-  n = len(data.src)
-  for start in range(0, n, batch):
-    idx = np.arange(start, start + batch)
-    valid = idx < n
-    idx = np.where(valid, idx, n - 1)
+  """This host's share of the pairs (each once over all hosts, see
+  :func:`~dropgraph_jax.data.hosts.host_eval_batches`), padded batches
+  with a ``mask`` of real pairs."""
+  for idx, valid in hosts.host_eval_batches(len(data.src), batch):
     yield {"src": data.src[idx], "tgt_in": data.tgt_in[idx],
            "tgt_out": data.tgt_out[idx], "mask": valid.astype(np.int32)}
 

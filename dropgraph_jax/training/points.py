@@ -7,6 +7,14 @@ and shuffled (:func:`~dropgraph_jax.data.point_clouds.augment_point_cloud`);
 the regularizer goes to the sites ``config.regularizer.sites`` (after every
 EdgeConv) as in :mod:`graphs`. ``dataset='synthetic_shapes'`` generates
 clouds of primitive shapes, for a run without ModelNet40.
+
+The loop is :func:`supervised.train`'s (the image trainers'): the batch
+sharded over the ``data`` mesh of every device of every process, the
+state replicated, checkpoints with the input position, exact resume,
+NaN guards, simulated preemption. Step ``s`` draws its clouds and their
+augmentation for the whole global batch from ``default_rng([seed, s])``
+and each process keeps its rows, so the run does not depend on the
+number of processes and its input position is the step.
 """
 
 from __future__ import annotations
@@ -22,10 +30,10 @@ import ml_collections
 import numpy as np
 import optax
 
-from dropgraph_jax.data import point_clouds
+from dropgraph_jax.data import hosts, point_clouds
 from dropgraph_jax.models import get_model
-from dropgraph_jax.training import common, graphs
-from dropgraph_jax.training.run_log import RunLog
+from dropgraph_jax.training import common, distributed, graphs, supervised
+from dropgraph_jax.training.supervised import TrainState
 
 
 def load_points(config, workdir: str):
@@ -40,8 +48,11 @@ def load_points(config, workdir: str):
     root = os.path.join(workdir, "data")
     for split, count, seed in (("train", config.synthetic_per_class, 0),
                                ("test", config.synthetic_per_class // 4, 1)):
-      point_clouds.write_modelnet40_h5(root, *point_clouds.synthetic_shapes(
-          count, config.num_points, seed=seed), split)
+      if distributed.is_primary():  # one writer; the others wait below
+        point_clouds.write_modelnet40_h5(
+            root, *point_clouds.synthetic_shapes(count, config.num_points,
+                                                 seed=seed), split)
+    distributed.barrier("synthetic point clouds")
   elif config.dataset != "modelnet40":
     raise ValueError(f"config.dataset={config.dataset!r}: point datasets "
                      "are 'modelnet40' (data_dir = the folder of "
@@ -51,28 +62,63 @@ def load_points(config, workdir: str):
   return train, test, int(max(train[1].max(), test[1].max())) + 1
 
 
-def _point_steps(model, tx, key):
-  def loss_fn(p, stats, x, y, step_key):
-    logits, new = model.apply({"params": p, "batch_stats": stats}, x,
-                              train=True, rngs={"dropout": step_key},
-                              mutable=["batch_stats"])
-    return optax.softmax_cross_entropy_with_integer_labels(
-        logits, y).mean(), new["batch_stats"]
+class PointStream:
+  """Step ``s`` -> this process's rows of the global batch of step ``s``
+  (see the module docstring); ``get_state``/``set_state`` as grain's
+  iterators, for the checkpoint."""
 
-  @jax.jit
-  def step(p, stats, opt_state, x, y, i):
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        p, stats, x, y, jax.random.fold_in(key, i))
-    updates, opt_state = tx.update(grads, opt_state, p)
-    return optax.apply_updates(p, updates), stats, opt_state, loss
+  def __init__(self, points, labels, global_batch: int, seed: int):
+    if global_batch % jax.process_count():
+      raise ValueError(f"batch_size {global_batch} is not divisible by the "
+                       f"number of processes {jax.process_count()}.")
+    self.points, self.labels, self.seed = points, labels, seed
+    self.batch, self.step = global_batch, 0
+    self.rows = hosts.this_host_rows(global_batch)
 
-  @jax.jit
-  def hits(p, stats, x, y):
-    logits = model.apply({"params": p, "batch_stats": stats}, x,
+  def __next__(self) -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng([self.seed, self.step])
+    idx = rng.choice(len(self.labels), self.batch, replace=False)
+    clouds = point_clouds.augment_point_cloud(self.points[idx], rng)
+    self.step += 1
+    return {"image": self.rows.of(clouds),
+            "label": self.rows.of(self.labels[idx]).astype(np.int32)}
+
+  def get_state(self) -> Dict[str, int]:
+    return {"step": self.step}
+
+  def set_state(self, state) -> None:
+    self.step = int(state["step"])
+
+
+def make_steps(model):
+  """``train_step(state, batch)`` and ``eval_step(state, batch)`` for
+  :func:`supervised.train` (no regularizer ramp: ``rate_factor`` 1)."""
+  def objective(logits, batch):
+    loss = optax.softmax_cross_entropy_with_integer_labels(
+        logits, batch["label"]).mean()
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) ==
+                                       batch["label"])}
+
+  def eval_step(state: TrainState, batch):
+    logits = model.apply({"params": state.params,
+                          "batch_stats": state.batch_stats}, batch["image"],
                          train=False)
-    return jnp.sum(jnp.argmax(logits, -1) == y)
+    mask = batch["mask"].astype(jnp.float32)
+    return {"correct": jnp.sum((jnp.argmax(logits, -1) == batch["label"]) *
+                               mask), "count": jnp.sum(mask)}
+  return objective, eval_step
 
-  return step, hits
+
+def evaluate(eval_step, state, points, labels, batch: int, sharding
+             ) -> Dict[str, float]:
+  """Accuracy over ``points`` (each process scores its share)."""
+  correct = count = 0.0
+  for idx, valid in hosts.host_eval_batches(len(labels), batch):
+    out = jax.device_get(eval_step(state, common.to_global(
+        {"image": points[idx], "label": labels[idx].astype(np.int32),
+         "mask": valid}, sharding)))
+    correct, count = correct + out["correct"], count + out["count"]
+  return {"accuracy": float(correct) / max(float(count), 1.0)}
 
 
 def train_points(config: ml_collections.ConfigDict, workdir: str
@@ -81,39 +127,41 @@ def train_points(config: ml_collections.ConfigDict, workdir: str
   start = time.time()
   common.ensure_writable(workdir)
   (xs, ys), (xt, yt), classes = load_points(config, workdir)
-  batch = config.batch_size
-  steps_per_epoch = max(1, len(ys) // batch)
-  total = int(config.num_epochs) * steps_per_epoch
+  steps_per_epoch, total = supervised.steps_of(config, len(ys), "clouds")
+  config = common.resolved(config, num_train_steps=total)
   make = functools.partial(get_model, config.model, num_classes=classes,
                            **config.model_kwargs)
   probe = jnp.asarray(xs[:2])
-  model = make(policy=graphs.build_policy(config, graphs.sites_of(make(), probe)))
-  key = jax.random.key(config.seed)
-  variables = model.init({"params": key, "dropout": key}, probe,
-                         train=False)
+  policy = graphs.build_policy(config, graphs.sites_of(make(), probe))
+  model, mesh = make(policy=policy), common.data_mesh(config)
+  schedule = optax.cosine_decay_schedule(config.learning_rate, total)
   tx = optax.chain(optax.add_decayed_weights(config.weight_decay),
-                   optax.sgd(optax.cosine_decay_schedule(
-                       config.learning_rate, total), momentum=0.9))
-  params, stats = variables["params"], variables["batch_stats"]
-  opt_state, rng = tx.init(params), np.random.default_rng(config.seed)
-  step, hits = _point_steps(model, tx, key)
-  log = RunLog(workdir, total, config=config)
-  for i in range(total):
-    idx = rng.choice(len(ys), batch, replace=False)
-    x = point_clouds.augment_point_cloud(xs[idx], rng)
-    params, stats, opt_state, loss = step(params, stats, opt_state,
-                                          jnp.asarray(x), ys[idx], i)
-    if (i + 1) % config.log_every_steps == 0:
-      log.scalars(i + 1, {"train/loss": float(loss)})
+                   optax.sgd(schedule, momentum=0.9))
+  key = jax.random.key(config.seed)
+  objective, eval_step = make_steps(model)
+  train_step = supervised.make_train_step(
+      model, tx, lambda step: jnp.float32(1.0), key, objective)
+  train_step, eval_step, sharding, replicated = supervised.jit_steps(
+      train_step, eval_step, mesh)
+  state = supervised.init_state(model, tx, probe.shape, key, replicated)
 
-  def accuracy(x, y):
-    return sum(float(hits(params, stats, jnp.asarray(x[j:j + batch]),
-                          y[j:j + batch]))
-               for j in range(0, len(y), batch)) / len(y)
+  def scores_on(data, state):
+    return evaluate(eval_step, state, *data, config.eval_batch_size,
+                    sharding)
 
-  result = {"test_accuracy": accuracy(xt, yt),
-            "train_eval_accuracy": accuracy(xs, ys), "steps": total,
-            "policy_sites": len(model.policy or {})}
-  log.scalars(total, {"eval/test_accuracy": result["test_accuracy"]})
-  log.close()
-  return graphs.finish(config, log, result, start)
+  state, log = supervised.train(
+      config, workdir, state=state,
+      iterator=PointStream(xs, ys, config.batch_size, config.seed),
+      train_step=train_step, evaluate=functools.partial(
+          scores_on, (xt, yt)), sharding=sharding, policy=policy,
+      mesh=mesh, lr_schedule=schedule, steps_per_epoch=steps_per_epoch,
+      examples="clouds")
+  scores, fit = supervised.final_scores(
+      log, total, functools.partial(scores_on, state=state), (xt, yt),
+      (xs, ys))
+  results = {**supervised.results_base(config, policy, total, start, mesh),
+             "test_accuracy": scores["accuracy"],
+             "train_eval_accuracy": fit["accuracy"]}
+  log.write_results(results)
+  results["state"] = state
+  return results
