@@ -85,10 +85,9 @@ def summary(results) -> str:
   lines = [f"\n{'regularizer':20s} {'sites':>5s} {first:>18s} "
            f"{second:>19s} {'steps':>6s} {'wall s':>7s}"]
   for r in results:
-    lines.append(f"{r['regularizer']:20s} {r['policy_sites']:5d} "
-                 f"{r.get(first, float('nan')):18.4f} "
-                 f"{r.get(second, float('nan')):19.4f} {r['steps']:6d} "
-                 f"{r['wall_time_s']:7.1f}")
+    a, b = (f"{r[k]:.4f}" if k in r else "-" for k in (first, second))
+    lines.append(f"{r['regularizer']:20s} {r['policy_sites']:5d} {a:>18s} "
+                 f"{b:>19s} {r['steps']:6d} {r['wall_time_s']:7.1f}")
   return "\n".join(lines)
 
 

@@ -4,6 +4,7 @@ import json
 import pathlib
 import tempfile
 
+import chex
 import numpy as np
 import pytest
 from test_graph_data import _csv_gz, _write_planetoid, _write_tu
@@ -52,10 +53,22 @@ def test_graph_classification_on_a_fold(tmp_path):
   _write_tu(tmp_path / "TOY")
   config = proteins_gcn.get_config("dropgraph")
   config.data_dir, config.dataset = str(tmp_path / "TOY"), "TOY"
-  config.num_epochs, config.batch_size, config.num_folds = 3, 2, 2
+  config.num_epochs, config.batch_size, config.num_folds = 6, 2, 2
+  config.checkpoint_every_steps, config.async_checkpointing = 2, False
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["fold"] == 0 and results["policy_sites"] == 1
   assert 0 <= results["test_accuracy"] <= 1
+  assert results["steps"] > 3
+  # Killed after step 3 (checkpoint at 2), restarted: the same end.
+  killed = str(tmp_path / "killed")
+  config.preempt_at_step = 3
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(config, killed)
+  config.preempt_at_step = 0
+  resumed = train.train_and_evaluate(config, killed)
+  chex.assert_trees_all_equal(results["state"].params,
+                              resumed["state"].params)
+  assert resumed["test_accuracy"] == results["test_accuracy"]
   config.fold = 2
   with pytest.raises(ValueError, match="config.fold must be in"):
     train.train_and_evaluate(config, str(tmp_path / "run2"))
@@ -111,9 +124,18 @@ def test_cluster_gcn_on_an_ogb_layout_graph(tmp_path):
   config.data_dir, config.num_epochs = str(tmp_path), 2
   config.cluster_parts, config.clusters_per_batch = 6, 2
   config.model_kwargs.hidden = 8
+  config.checkpoint_every_steps, config.async_checkpointing = 2, False
   results = train.train_and_evaluate(config, str(tmp_path / "run"))
   assert results["policy_sites"] == 2 and results["steps"] == 6
   assert 0 <= results["test_accuracy"] <= 1
+  # Killed after step 3 (checkpoint at 2), restarted: the same end.
+  config.preempt_at_step = 3
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(config, str(tmp_path / "killed"))
+  config.preempt_at_step = 0
+  resumed = train.train_and_evaluate(config, str(tmp_path / "killed"))
+  chex.assert_trees_all_equal(results["state"].params,
+                              resumed["state"].params)
 
 
 def test_metis_clusters_and_induced_batches():

@@ -79,6 +79,18 @@ KIND_ARGS = {
         "--config", _config("modelnet40_dgcnn.py") + ":dropgraph,synthetic",
         "--config.synthetic_per_class=8", "--config.num_points=64",
         "--config.batch_size=8", "--config.eval_batch_size=8"],
+    "graphs": lambda data: [
+        "--config", _config("proteins_gcn.py") + ":dropgraph",
+        f"--config.data_dir={data}", "--config.dataset=TOY",
+        "--config.batch_size=2", "--config.num_folds=2"],
+    "graph_clusters": lambda data: [
+        "--config", _config("ogbn_products_clustergcn.py") + ":dropgraph",
+        f"--config.data_dir={data}", "--config.cluster_parts=6",
+        "--config.clusters_per_batch=2"],
+    "graph_nodes": lambda data: [
+        "--config", _config("cora_gcn.py") + ":dropgraph",
+        f"--config.data_dir={data}", "--config.dataset=toy",
+        "--config.num_epochs=12"],
     "uda": lambda _: [
         "--config", _config("digits.py"), "--config.trainer=uda",
         "--config.compare_baseline=False", "--config.batch_size=16",
@@ -96,6 +108,19 @@ def _data(kind: str, tmp_path) -> str:
   if kind == "segmentation":
     from test_segmentation import _write_monuseg
     return _write_monuseg(tmp_path / "monuseg")
+  if kind == "graphs":
+    from test_graph_data import _write_tu
+    _write_tu(tmp_path / "TOY")
+    return str(tmp_path / "TOY")
+  if kind == "graph_clusters":
+    from test_graph_training import _ogb_products_like
+    _ogb_products_like(tmp_path, np.random.default_rng(0))
+    return str(tmp_path)
+  if kind == "graph_nodes":
+    from test_graph_data import _write_planetoid
+    _write_planetoid(tmp_path, list(range(510, 520)),
+                     np.random.default_rng(0))
+    return str(tmp_path)
   if kind == "translation":
     from test_translation import _corpus as parallel_corpus
     return parallel_corpus(str(tmp_path / "parallel"),
@@ -179,7 +204,7 @@ SAME_LAYOUT_ONLY = ("points",)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["segmentation", "translation", "uda",
-                                  "points"])
+                                  "points", "graphs", "graph_clusters"])
 def test_two_processes_killed_and_resumed_match_one_process(tmp_path, kind):
   """The later trainer kinds in three launches instead of four (CI time):
   the 2-process run starts against a workdir that does not exist, is
@@ -200,6 +225,21 @@ def test_two_processes_killed_and_resumed_match_one_process(tmp_path, kind):
   else:
     assert _run(kind, ref, data, 1) == [0]
     _assert_close(_final(two), _final(ref))
+
+
+@pytest.mark.slow
+def test_node_classification_runs_in_two_processes(tmp_path):
+  """One compiled scan, no checkpoint (see ``training/graphs.py``): each
+  process runs it whole; process 0 alone writes the files."""
+  data = _data("graph_nodes", tmp_path)
+  one, two = str(tmp_path / "one"), str(tmp_path / "two")
+  assert _run("graph_nodes", two, data, 2) == [0, 0]
+  assert _run("graph_nodes", one, data, 1) == [0]
+  assert sorted(os.listdir(two)).count("results.json") == 1
+  results = [json.loads(open(os.path.join(d, "results.json")).read())
+             for d in (one, two)]
+  for key in ("test_accuracy", "val_accuracy", "train_eval_accuracy"):
+    assert results[0][key] == results[1][key]
 
 
 # Attention key biases have an exact gradient of zero (a softmax does not

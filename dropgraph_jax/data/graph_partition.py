@@ -14,7 +14,7 @@ loss and carry only loops.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 
@@ -48,17 +48,24 @@ def batch_budget(parts: np.ndarray, senders, clusters_per_batch: int):
           int(np.sort(degree)[::-1][:clusters_per_batch].sum()) + 1)
 
 
-def cluster_batches(graph, parts: np.ndarray, clusters_per_batch: int,
-                    rng: np.random.Generator, budget
-                    ) -> Iterator[Dict[str, Any]]:
-  """One epoch of padded subgraph batches of ``graph`` (a ``NodeGraph``)."""
+def cluster_node_sets(parts: np.ndarray, clusters_per_batch: int,
+                      rng: np.random.Generator) -> List[np.ndarray]:
+  """One epoch's batches as sorted node ids: the clusters in a random
+  order, ``clusters_per_batch`` at a time."""
   # Each cluster's nodes once per epoch (not a scan of all nodes a batch).
   order = np.argsort(parts, kind="stable")
   members = np.split(order, np.cumsum(np.bincount(parts))[:-1])
   clusters = rng.permutation(len(members))
-  for lo in range(0, len(clusters), clusters_per_batch):
-    nodes = np.sort(np.concatenate(
-        [members[c] for c in clusters[lo:lo + clusters_per_batch]]))
+  return [np.sort(np.concatenate([members[c] for c in
+                                  clusters[lo:lo + clusters_per_batch]]))
+          for lo in range(0, len(clusters), clusters_per_batch)]
+
+
+def cluster_batches(graph, parts: np.ndarray, clusters_per_batch: int,
+                    rng: np.random.Generator, budget
+                    ) -> Iterator[Dict[str, Any]]:
+  """One epoch of padded subgraph batches of ``graph`` (a ``NodeGraph``)."""
+  for nodes in cluster_node_sets(parts, clusters_per_batch, rng):
     yield induced(graph, nodes, budget)
 
 

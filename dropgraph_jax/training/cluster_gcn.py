@@ -6,10 +6,19 @@ inference in eval mode (sparse, one segment sum per layer), accuracy on the
 official train / valid / test nodes. The reference settings for
 ogbn-products (OGB's ``cluster_gcn.py``): 15,000 parts, 32 per batch, 3
 layers of 256, lr 0.001, 50 epochs.
+
+The loop is :func:`supervised.train`'s (checkpoints holding the input
+position, exact resume, NaN guards, logging); epoch ``e`` visits the
+clusters in the ``e + 1``-th permutation of ``default_rng(seed)`` (the
+first sizes the model), through an
+:class:`~dropgraph_jax.data.epoch_stream.EpochStream`. As for graph
+classification, a subgraph does not split evenly over devices: the step
+runs replicated on every device of every process.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Dict
 
@@ -20,31 +29,31 @@ import numpy as np
 import optax
 
 from dropgraph_jax.data import graph_partition
+from dropgraph_jax.data.epoch_stream import EpochStream
 from dropgraph_jax.models.gcn import normalized_graph
-from dropgraph_jax.training import common, graphs
-from dropgraph_jax.training.run_log import RunLog
+from dropgraph_jax.training import common, graphs, supervised
+from dropgraph_jax.training.supervised import TrainState
 
 
-def _step_fn(model, tx, key):
-  def loss_fn(p, stats, b, step_key):
-    logits, new = model.apply({"params": p, "batch_stats": stats}, b["x"],
-                              train=True, graph=b["graph"],
-                              rngs={"dropout": step_key},
-                              mutable=["batch_stats"])
-    losses = optax.softmax_cross_entropy_with_integer_labels(
-        logits, b["labels"])
-    mask = b["train_mask"]
-    return jnp.sum(losses * mask) / jnp.maximum(mask.sum(), 1), \
-        new["batch_stats"]
-
-  @jax.jit
-  def step(p, stats, opt_state, b, i):
+def make_train_step(model, tx, key):
+  """``train_step(state, batch)`` for :func:`supervised.train`."""
+  def train_step(state: TrainState, b):
+    def loss_fn(p):
+      logits, new = model.apply(
+          {"params": p, "batch_stats": state.batch_stats}, b["x"],
+          train=True, graph=b["graph"],
+          rngs={"dropout": jax.random.fold_in(key, state.step)},
+          mutable=["batch_stats"])
+      return graphs.masked_xent(logits, b["labels"], b["train_mask"]), \
+          new["batch_stats"]
     (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        p, stats, b, jax.random.fold_in(key, i))
-    updates, opt_state = tx.update(grads, opt_state, p)
-    return optax.apply_updates(p, updates), stats, opt_state, loss
-
-  return step
+        state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    return TrainState(state.step + 1, optax.apply_updates(state.params,
+                                                          updates),
+                      stats, opt_state), {"loss": loss,
+                                          "rate_factor": jnp.float32(1.0)}
+  return train_step
 
 
 def _batch(sub) -> Dict[str, Any]:
@@ -53,6 +62,21 @@ def _batch(sub) -> Dict[str, Any]:
   sub["graph"] = normalized_graph(sub.pop("senders"), sub.pop("receivers"),
                                   sub.pop("num_nodes"))
   return sub
+
+
+def _accuracies(model, state, data, sharding) -> Dict[str, float]:
+  """Full-graph inference in eval mode (replicated)."""
+  full = normalized_graph(data.senders, data.receivers, len(data.labels))
+  infer = jax.jit(lambda s, x, g: model.apply(
+      {"params": s.params, "batch_stats": s.batch_stats}, x, train=False,
+      graph=g), out_shardings=sharding)
+  logits = infer(state, *common.to_global(
+      (np.asarray(data.features), full), sharding))
+  right = np.asarray(jnp.argmax(logits.addressable_data(0), -1)) == \
+      data.labels
+  return {f"{name}_accuracy": float(right[mask].mean()) for name, mask in
+          (("test", data.test_mask), ("val", data.val_mask),
+           ("train_eval", data.train_mask))}
 
 
 def train_clusters(config: ml_collections.ConfigDict, workdir: str
@@ -67,32 +91,41 @@ def train_clusters(config: ml_collections.ConfigDict, workdir: str
   budget = graph_partition.batch_budget(parts, data.senders,
                                         config.clusters_per_batch)
   rng = np.random.default_rng(config.seed)
-  first = _batch(next(graph_partition.cluster_batches(
-      data, parts, config.clusters_per_batch, rng, budget)))
+  plan = functools.partial(graph_partition.cluster_node_sets, parts,
+                           config.clusters_per_batch)
+
+  def build(nodes):
+    return _batch(graph_partition.induced(data, nodes, budget))
+
+  first = build(plan(rng)[0])
+  stream = EpochStream(rng, plan, build, int(config.num_epochs),
+                       config.num_train_steps)
+  config = common.resolved(config, num_train_steps=stream.total)
   sites = graphs.sites_of(graphs.node_model(config, data),
                           jnp.asarray(first["x"]), graph=first["graph"])
-  model = graphs.node_model(config, data, graphs.build_policy(config, sites))
-  key = jax.random.key(config.seed)
+  policy = graphs.build_policy(config, sites)
+  model, mesh = graphs.node_model(config, data, policy), \
+      common.data_mesh(config)
+  key, tx = jax.random.key(config.seed), optax.adam(config.learning_rate)
   variables = model.init({"params": key, "dropout": key}, first["x"],
                          train=False, graph=first["graph"])
-  params, stats = variables["params"], variables["batch_stats"]
-  tx = optax.adam(config.learning_rate)
-  opt_state, step, i = tx.init(params), _step_fn(model, tx, key), 0
-  log = RunLog(workdir, int(config.num_epochs), config=config)
-  for epoch in range(int(config.num_epochs)):
-    for sub in graph_partition.cluster_batches(
-        data, parts, config.clusters_per_batch, rng, budget):
-      params, stats, opt_state, loss = step(params, stats, opt_state,
-                                            _batch(sub), i)
-      i += 1
-    log.scalars(epoch + 1, {"train/loss": float(loss)})
-  full = normalized_graph(data.senders, data.receivers, len(data.labels))
-  logits = model.apply({"params": params, "batch_stats": stats},
-                       jnp.asarray(data.features), train=False, graph=full)
-  right = np.asarray(jnp.argmax(logits, -1)) == data.labels
-  result = {"test_accuracy": float(right[data.test_mask].mean()),
-            "val_accuracy": float(right[data.val_mask].mean()),
-            "train_eval_accuracy": float(right[data.train_mask].mean()),
-            "steps": i, "policy_sites": len(model.policy or {})}
+  rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = common.to_global(TrainState(
+      np.zeros((), np.int32), variables["params"], variables["batch_stats"],
+      tx.init(variables["params"])), rep)
+  train_step = jax.jit(make_train_step(model, tx, key),
+                       in_shardings=(rep, rep), out_shardings=(rep, rep),
+                       donate_argnums=0)
+  state, log = supervised.train(
+      config, workdir, state=state, iterator=stream, train_step=train_step,
+      evaluate=lambda s: _accuracies(model, s, data, rep), sharding=rep,
+      policy=policy, mesh=mesh, lr_schedule=lambda _: config.learning_rate,
+      steps_per_epoch=stream.firsts[1], examples="subgraphs")
+  result = {**_accuracies(model, state, data, rep), "steps": stream.total,
+            "policy_sites": len(policy or {})}
+  log.scalars(stream.total, {f"eval/{k}": v for k, v in result.items()
+                             if k.endswith("accuracy")})
   log.close()
-  return graphs.finish(config, log, result, start)
+  result = graphs.finish(config, log, result, start)
+  result["state"] = state
+  return result

@@ -155,9 +155,10 @@ def open_checkpoints(config, workdir: str, state, set_data=None):
 
 
 def to_global(batch, sharding):
-  """This host's part of a global batch -> global arrays on ``sharding``."""
-  return {k: jax.make_array_from_process_local_data(sharding, v)
-          for k, v in batch.items()}
+  """This host's part of a global batch (a pytree of arrays) -> global
+  arrays on ``sharding`` (replicated: every host passes the whole)."""
+  return jax.tree.map(
+      lambda v: jax.make_array_from_process_local_data(sharding, v), batch)
 
 
 def param_count(params) -> int:

@@ -1,8 +1,10 @@
-"""The loop the two NHWC trainers share: the image classifier
-(:mod:`classifier`) and segmentation (:mod:`segmentation`).
+"""The training loop the trainers share: the image classifier
+(:mod:`classifier`), segmentation, UDA, translation, point clouds, graph
+classification and Cluster-GCN (node classification, one compiled scan,
+and the language model keep their own).
 
 A trainer builds its data, model, optimizer and jitted steps; this module
-holds the rest, identical for both: the train state (params, batch
+holds the rest, identical for all: the train state (params, batch
 statistics, optimizer state, step), its initialisation from the
 ``INIT_STREAM`` key, the input iterator, and :func:`train` (checkpoint
 restore with the input position inside the refusal path, the header,
