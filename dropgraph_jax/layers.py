@@ -238,3 +238,40 @@ class PartialGraphReasoning(nn.Module):
         x, {"reasoning_w": w}, key=key, train=not deterministic,
         alpha=self.alpha, sampling=self.sampling,
         at_inference=self.at_inference, temperature=self.temperature)
+
+
+class PartialReasoning(nn.Module):
+  """:func:`~dropgraph_jax.regularizers.partial_reasoning.
+  partial_reasoning`, the registry's form of Eq. 4 (what a policy places
+  at a model's site): ``rate`` (alpha) is also the static bound of a
+  traced call-time ``rate`` (a ramp). W is the Linen param
+  ``reasoning_w``. With ``at_inference`` and 'random' sampling, an eval
+  pass without a ``rng_collection`` key draws from a fixed key (the same
+  vertices every eval)."""
+  rate: float = 0.25
+  sampling: str = "random"
+  at_inference: bool = False
+  temperature: Optional[float] = None
+  deterministic: Optional[bool] = None
+  rng_collection: str = "dropout"
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
+               rate=None, rng: Optional[jax.Array] = None) -> jax.Array:
+    deterministic = nn.merge_param("deterministic", self.deterministic,
+                                   deterministic)
+    c = x.shape[-1]
+    w = self.param("reasoning_w", nn.initializers.lecun_normal(), (c, c),
+                   self.param_dtype)
+    key = rng
+    if key is None and self.sampling == "random" and (
+        not deterministic or self.at_inference):
+      key = (self.make_rng(self.rng_collection)
+             if self.has_rng(self.rng_collection) else jax.random.key(0))
+    return partial_reasoning.partial_reasoning(
+        x, {"reasoning_w": w}, key=key,
+        rate=self.rate if rate is None else rate, train=not deterministic,
+        max_rate=self.rate, sampling=self.sampling,
+        at_inference=self.at_inference, temperature=self.temperature)
+

@@ -10,7 +10,7 @@ import jax
 
 import dropgraph_jax as dg
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
-from dropgraph_jax.regularizers import graph_signal
+from dropgraph_jax.regularizers import graph_signal, partial_reasoning
 
 
 def _dropgraph(x, *, key, rate, train, **options):
@@ -30,6 +30,14 @@ def _graph_dropgraph(x, *, key, rate, train, **options):
                             **options)
 
 
+def _partial_reasoning(x, *, key, rate, train, **options):
+  """Eq. 4 in the registry's form, W made for ``x``'s channels."""
+  with jax.ensure_compile_time_eval():
+    params = partial_reasoning.init_params(jax.random.key(7), x.shape[-1])
+  return partial_reasoning.partial_reasoning(x, params, key=key, rate=rate,
+                                             train=train, **options)
+
+
 # name -> (function with its method options bound, input shape)
 CASES = {
     "dropout": (dg.dropout, (4, 6, 6, 8)),
@@ -44,6 +52,7 @@ CASES = {
     "variational_dropout": (dg.variational_dropout, (4, 12, 16)),
     "word_dropout": (dg.word_dropout, (4, 12, 16)),
     "dropgraph": (_dropgraph, (4, 9, 11, 8)),
+    "partial_reasoning": (_partial_reasoning, (4, 9, 11, 8)),
     # Graph signals: (B, N, C), and one graph (N, C) (not for DropGraph:
     # the data-parallel test would shard a single graph's nodes, whose
     # vertex gather has no batch axis to shard; test_graph_regularizers
@@ -59,4 +68,4 @@ CASES = {
 # with distortions).
 ZEROING = [name for name in CASES
            if name not in ("disout", "dropgraph", "graph_disout",
-                           "graph_dropgraph")]
+                           "graph_dropgraph", "partial_reasoning")]

@@ -38,7 +38,8 @@ SITES_COLLECTION = "sites"
 # module that owns them at a site. The image DropGraph's module is named
 # 'dropgraph' in the parameter tree (as before 0.2).
 PARAM_MODULES = {"dropgraph": layers.DropGraph,
-                 "graph_dropgraph": graph_layers.GraphDropGraph}
+                 "graph_dropgraph": graph_layers.GraphDropGraph,
+                 "partial_reasoning": layers.PartialReasoning}
 
 
 def site_name(module: nn.Module) -> str:

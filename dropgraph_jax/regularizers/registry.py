@@ -39,6 +39,7 @@ from dropgraph_jax.regularizers.graph_signal import (
   graph_dropout,
   graph_spatial_dropout,
 )
+from dropgraph_jax.regularizers.partial_reasoning import partial_reasoning
 
 # Arguments of every call, never options of a spec or config.
 CALL_ARGS = frozenset({"x", "params", "key", "train"})
@@ -72,6 +73,8 @@ REGISTRY: Dict[str, Regularizer] = {r.name: r for r in (
                 reads_next_conv=True),
     Regularizer("dropgraph", dropgraph, "NHWC",
                 ("rate", "block_size", "alpha"), needs_params=True),
+    Regularizer("partial_reasoning", partial_reasoning, "NHWC",
+                needs_params=True),
     Regularizer("drop_path", drop_path, "N..."),
     Regularizer("variational_dropout", variational_dropout, "NTC"),
     Regularizer("word_dropout", word_dropout, "NTC"),

@@ -10,6 +10,9 @@ and Figure 2 top (sampling rate alpha), on CIFAR-10.
     ... --study generator   (Table 8's seven rows)
     ... --study alpha       (alpha in 0.05, 0.1, 0.2, 0.3, 0.5)
     ... --study schedule    (Figure 3: the rate ramps f1 (linear) .. f5)
+    ... --study reasoning   (Table 1: Eq. 4's partial graph reasoning, top
+                             or random vertices, kept at inference or not,
+                             alpha 12.5 / 25 / 50%, against no module)
 
 The protocol options are those of ``cifar_regularizers.py`` (the command
 above is its reduced protocol where the unregularized model overfits), with
@@ -40,6 +43,13 @@ ALPHAS = (0.05, 0.1, 0.2, 0.3, 0.5)
 # Figure 3 (bottom), ImageNet top-1; f1 is the linear ramp of Table 2.
 SCHEDULE_PAPER = {"f1": "78.40", "f2": "77.36", "f3": "77.94", "f4": "77.86",
                   "f5": "78.43 (best)"}
+# Table 1 (CIFAR-100, ResNet-50): (sampling, kept at inference) -> alpha.
+REASONING_PAPER = {
+    ("top", True): {0.125: "78.61", 0.25: "78.88", 0.5: "77.95"},
+    ("top", False): {0.125: "77.65", 0.25: "77.28", 0.5: "76.26"},
+    ("random", True): {0.125: "77.80", 0.25: "77.92", 0.5: "77.75"},
+    ("random", False): {0.125: "79.29", 0.25: "79.42", 0.5: "79.03"},
+}
 PAPER_NOTE = {
     "adjacency": "Paper column: Table 6, ImageNet ResNet-50 top-1.",
     "generator": "Paper column: Table 8, CIFAR-100 ResNet-50 top-1 "
@@ -48,16 +58,20 @@ PAPER_NOTE = {
     "schedule": "Paper column: Figure 3 (bottom), ImageNet top-1. The ramp "
                 "runs over the whole run, with a quarter of the rate in "
                 "group 3, as every row of this protocol.",
+    "reasoning": "Paper column: Table 1, CIFAR-100 ResNet-50 (backbone "
+                 "alone 77.85). Eq. 4 sits at DropGraph's sites of this "
+                 "protocol, at a constant alpha (no ramp: the paper gives "
+                 "none for this preliminary study).",
 }
 # The paper's setting in each study: every other row is tested against it.
 DEFAULT = {"adjacency": "dissimilarity", "generator": "GCN",
-           "alpha": "alpha=0.2", "schedule": "f1"}
+           "alpha": "alpha=0.2", "schedule": "f1", "reasoning": "none"}
 
 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--study", choices=("adjacency", "generator", "alpha",
-                                          "schedule"), required=True)
+                                          "schedule", "reasoning"), required=True)
   parser.add_argument("--variants", default="",
                       help="comma-separated row names to run and tabulate "
                       "(default: every row of the study)")
@@ -84,6 +98,8 @@ def main():
     variants = {row: variant(generator=name) for row, name in
                 dropgraph_lib.TABLE8_GENERATORS.items()}
     paper = GENERATOR_PAPER
+  elif args.study == "reasoning":
+    variants, paper = reasoning_rows(base)
   elif args.study == "schedule":
     variants = {f: variant(schedule=f) for f in SCHEDULE_PAPER}
     paper = SCHEDULE_PAPER
@@ -106,6 +122,31 @@ def main():
              extra=cifar_regularizers.TRAIN_COLUMN,
              pairs=[(name, DEFAULT[args.study]) for name in results
                     if name != DEFAULT[args.study]])
+
+
+def reasoning_rows(base):
+  """Table 1's rows: ``none``, then Eq. 4 (``partial_reasoning``) for each
+  sampling, mode and alpha; and the paper's column."""
+  def config_for(sampling, at_inference, alpha):
+    def make(seed):
+      config = base(seed)
+      reg = config.regularizer
+      reg.name, reg.rate, reg.schedule = "partial_reasoning", alpha, "constant"
+      reg.options = {"sampling": sampling, "at_inference": at_inference}
+      return config
+    return make
+
+  def plain(seed):
+    config = base(seed)
+    config.regularizer.name = "none"
+    return config
+
+  variants, paper = {"none": plain}, {"none": "77.85"}
+  for (sampling, kept), column in REASONING_PAPER.items():
+    for alpha, value in column.items():
+      row = f"{sampling} {'Train&Inf.' if kept else 'Train'} {alpha:g}"
+      variants[row], paper[row] = config_for(sampling, kept, alpha), value
+  return variants, paper
 
 
 if __name__ == "__main__":
