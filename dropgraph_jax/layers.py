@@ -209,12 +209,23 @@ class DropGraph(nn.Module):
         vertex_gradient=self.vertex_gradient, rng=generator(self))
 
 
-class PartialGraphReasoning(nn.Module):
-  """:func:`~dropgraph_jax.regularizers.partial_reasoning.
-  partial_graph_reasoning` (Eq. 4, DropGraph Table 1) with W as a Linen
-  param ``reasoning_w``; keys from ``rng_collection`` for 'random'
-  sampling."""
-  alpha: float = 0.25
+def _reasoning_weight_and_key(module, x, deterministic: bool, rng):
+  """Eq. 4's W (the param ``reasoning_w``, (C, C)) and the key of a pass
+  that samples at random: ``rng``, else one from ``rng_collection``, else
+  (an eval pass kept at inference without that collection) a fixed key."""
+  c = x.shape[-1]
+  w = module.param("reasoning_w", nn.initializers.lecun_normal(), (c, c),
+                   module.param_dtype)
+  if rng is not None or module.sampling != "random" or (
+      deterministic and not module.at_inference):
+    return w, rng
+  if module.has_rng(module.rng_collection):
+    return w, module.make_rng(module.rng_collection)
+  return w, jax.random.key(0)
+
+
+class _ReasoningFields(nn.Module):
+  """The fields both forms of Eq. 4's module share."""
   sampling: str = "random"
   at_inference: bool = False
   temperature: Optional[float] = None
@@ -222,25 +233,27 @@ class PartialGraphReasoning(nn.Module):
   rng_collection: str = "dropout"
   param_dtype: Any = jnp.float32
 
+
+class PartialGraphReasoning(_ReasoningFields):
+  """:func:`~dropgraph_jax.regularizers.partial_reasoning.
+  partial_graph_reasoning` (Eq. 4, DropGraph Table 1) with W as a Linen
+  param ``reasoning_w``; keys from ``rng_collection`` for 'random'
+  sampling (see :func:`_reasoning_weight_and_key`)."""
+  alpha: float = 0.25
+
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
                rng: Optional[jax.Array] = None) -> jax.Array:
     deterministic = nn.merge_param("deterministic", self.deterministic,
                                    deterministic)
-    c = x.shape[-1]
-    w = self.param("reasoning_w", nn.initializers.lecun_normal(), (c, c),
-                   self.param_dtype)
-    active = not deterministic or self.at_inference
-    key = rng
-    if active and key is None and self.sampling == "random":
-      key = self.make_rng(self.rng_collection)
+    w, key = _reasoning_weight_and_key(self, x, deterministic, rng)
     return partial_reasoning.partial_graph_reasoning(
         x, {"reasoning_w": w}, key=key, train=not deterministic,
         alpha=self.alpha, sampling=self.sampling,
         at_inference=self.at_inference, temperature=self.temperature)
 
 
-class PartialReasoning(nn.Module):
+class PartialReasoning(_ReasoningFields):
   """:func:`~dropgraph_jax.regularizers.partial_reasoning.
   partial_reasoning`, the registry's form of Eq. 4 (what a policy places
   at a model's site): ``rate`` (alpha) is also the static bound of a
@@ -249,26 +262,13 @@ class PartialReasoning(nn.Module):
   pass without a ``rng_collection`` key draws from a fixed key (the same
   vertices every eval)."""
   rate: float = 0.25
-  sampling: str = "random"
-  at_inference: bool = False
-  temperature: Optional[float] = None
-  deterministic: Optional[bool] = None
-  rng_collection: str = "dropout"
-  param_dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x: jax.Array, deterministic: Optional[bool] = None,
                rate=None, rng: Optional[jax.Array] = None) -> jax.Array:
     deterministic = nn.merge_param("deterministic", self.deterministic,
                                    deterministic)
-    c = x.shape[-1]
-    w = self.param("reasoning_w", nn.initializers.lecun_normal(), (c, c),
-                   self.param_dtype)
-    key = rng
-    if key is None and self.sampling == "random" and (
-        not deterministic or self.at_inference):
-      key = (self.make_rng(self.rng_collection)
-             if self.has_rng(self.rng_collection) else jax.random.key(0))
+    w, key = _reasoning_weight_and_key(self, x, deterministic, rng)
     return partial_reasoning.partial_reasoning(
         x, {"reasoning_w": w}, key=key,
         rate=self.rate if rate is None else rate, train=not deterministic,

@@ -44,15 +44,10 @@ def make_train_step(model, tx, key):
           train=True, graph=b["graph"],
           rngs={"dropout": jax.random.fold_in(key, state.step)},
           mutable=["batch_stats"])
-      return graphs.masked_xent(logits, b["labels"], b["train_mask"]), \
-          new["batch_stats"]
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(state.params,
-                                                          updates),
-                      stats, opt_state), {"loss": loss,
-                                          "rate_factor": jnp.float32(1.0)}
+      return graphs.masked_xent(logits, b["labels"], b["train_mask"]), (
+          None, new["batch_stats"])
+    state, loss, _ = supervised.gradient_step(state, tx, loss_fn)
+    return state, {"loss": loss, "rate_factor": jnp.float32(1.0)}
   return train_step
 
 

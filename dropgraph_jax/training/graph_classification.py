@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from dropgraph_jax.data import graphs as graph_data
 from dropgraph_jax.data.epoch_stream import EpochStream
@@ -126,14 +125,10 @@ def make_steps(model, tx, key, batch_size: int):
     def loss_fn(p):
       logits, stats = logits_of(p, state.batch_stats, b, True,
                                 jax.random.fold_in(key, state.step))
-      return graphs.masked_xent(logits, b["labels"], b["label_mask"]), stats
-    (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(state.params,
-                                                          updates),
-                      stats, opt_state), {"loss": loss,
-                                          "rate_factor": jnp.float32(1.0)}
+      return graphs.masked_xent(logits, b["labels"], b["label_mask"]), (
+          None, stats)
+    state, loss, _ = supervised.gradient_step(state, tx, loss_fn)
+    return state, {"loss": loss, "rate_factor": jnp.float32(1.0)}
 
   def eval_step(state: TrainState, b):
     logits, _ = logits_of(state.params, state.batch_stats, b, False)

@@ -53,6 +53,18 @@ def init_state(model, tx, input_shape, base_key, sharding) -> TrainState:
       jax.random.fold_in(base_key, common.INIT_STREAM))
 
 
+def gradient_step(state: TrainState, tx, loss_fn: Callable
+                  ) -> Tuple[TrainState, jax.Array, Any]:
+  """One optimizer step of every trainer: ``loss_fn(params) -> (loss,
+  (aux, batch_stats))``; returns ``(new state, loss, aux)``."""
+  (loss, (aux, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  return TrainState(state.step + 1, optax.apply_updates(state.params,
+                                                        updates),
+                    stats, opt_state), loss, aux
+
+
 def make_train_step(model, tx, rate_factor_fn, base_key,
                     objective: Callable) -> Callable:
   """``train_step(state, batch) -> (state, metrics)``: one optimizer step
@@ -71,12 +83,7 @@ def make_train_step(model, tx, rate_factor_fn, base_key,
       loss, metrics = objective(logits, batch)
       return loss, (metrics, updates["batch_stats"])
 
-    (loss, (metrics, stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    new_state = TrainState(state.step + 1,
-                           optax.apply_updates(state.params, updates), stats,
-                           opt_state)
+    new_state, loss, metrics = gradient_step(state, tx, loss_fn)
     return new_state, {"loss": loss, **metrics, "rate_factor": factor}
   return train_step
 

@@ -130,14 +130,11 @@ def make_steps(model, tx, rate_factor_fn, base_key, smoothing: float):
       loss, mask = token_losses(logits, batch["tgt_out"], smoothing)
       count = jnp.maximum(mask.sum(), 1.0)
       right = (jnp.argmax(logits, -1) == batch["tgt_out"]) * mask
-      return jnp.sum(loss * mask) / count, jnp.sum(right) / count
+      return jnp.sum(loss * mask) / count, (jnp.sum(right) / count,
+                                            state.batch_stats)
 
-    (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(
-        state.params, updates), state.batch_stats, opt_state), {
-            "loss": loss, "accuracy": accuracy, "rate_factor": factor}
+    state, loss, accuracy = supervised.gradient_step(state, tx, loss_fn)
+    return state, {"loss": loss, "accuracy": accuracy, "rate_factor": factor}
 
   def eval_step(state: TrainState, batch):
     logits = model.apply({"params": state.params}, batch["src"],

@@ -130,12 +130,8 @@ def make_train_step(model, teacher, view, tx, rate_factor_fn, base_key,
       return sup + options["coefficient"] * unsup, (metrics,
                                                     updates["batch_stats"])
 
-    (loss, (metrics, stats)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    return TrainState(state.step + 1, optax.apply_updates(
-        state.params, updates), stats, opt_state), {
-            "loss": loss, **metrics, "rate_factor": factor}
+    state, loss, metrics = supervised.gradient_step(state, tx, loss_fn)
+    return state, {"loss": loss, **metrics, "rate_factor": factor}
   return train_step
 
 
