@@ -28,10 +28,14 @@ def _port() -> int:
     return s.getsockname()[1]
 
 
-def _env(devices: int) -> dict:
+def _env(devices: int, cache: str = "") -> dict:
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
              JAX_DISABLE_MOST_OPTIMIZATIONS="1")
+  if cache:  # a restart reuses the killed run's compiled programs (CI time)
+    env.update(JAX_COMPILATION_CACHE_DIR=cache,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+               JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0")
   env.pop("JAX_COORDINATOR_ADDRESS", None)
   return env
 
@@ -132,14 +136,15 @@ def _run(kind, workdir, data_dir, processes, extra=()):
   """Launches the job; returns each process's exit code."""
   command = [sys.executable, "-m", "dropgraph_jax.main",
              *_args(kind, workdir, data_dir, extra)]
+  cache = os.path.join(os.path.dirname(workdir), "jax_cache")
   if processes == 1:
-    return [subprocess.run(command, env=_env(4), cwd=ROOT,
+    return [subprocess.run(command, env=_env(4, cache), cwd=ROOT,
                            capture_output=True, text=True).returncode]
   address = f"127.0.0.1:{_port()}"
   # Process 1 first: it must wait for process 0 to create the workdir.
   procs = [subprocess.Popen(
       command + [f"--coordinator_address={address}", "--num_processes=2",
-                 f"--process_id={i}"], env=_env(2), cwd=ROOT,
+                 f"--process_id={i}"], env=_env(2, cache), cwd=ROOT,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
       for i in (1, 0)]
   outs = [p.communicate(timeout=300)[0] for p in procs]
