@@ -50,7 +50,7 @@ from flax import nnx
 
 from dropgraph_jax.regularizers import _validate as v
 from dropgraph_jax.regularizers import dropgraph as dropgraph_lib
-from dropgraph_jax.regularizers import graph_signal
+from dropgraph_jax.regularizers import graph_signal, partial_reasoning
 from dropgraph_jax.regularizers.disout import disout
 from dropgraph_jax.regularizers.drop_block import drop_block
 from dropgraph_jax.regularizers.dropout import (
@@ -215,6 +215,48 @@ class DropGraph(nnx.Module):
     params = {name: w[...] for name, w in self.weights.items()}
     fn = graph_signal.graph_dropgraph if self.graph else dropgraph_lib.dropgraph
     return fn(x, params, key=key, rate=rate, train=True, **self.options)
+
+
+class PartialReasoning(nnx.Module):
+  """:func:`~dropgraph_jax.regularizers.partial_reasoning.
+  partial_reasoning` (Eq. 4, DropGraph Table 1, the registry's form:
+  ``rate`` is alpha) with W ``(channels, channels)`` an ``nnx.Param``.
+  With ``at_inference`` the eval pass reasons too: 'top' sampling needs
+  no key; 'random' draws from the module's stream, or from a fixed key
+  when it has none."""
+
+  def __init__(self, rate: float = 0.25, *, channels: int,
+               sampling: str = "random", at_inference: bool = False,
+               temperature: Optional[float] = None,
+               deterministic: bool = False, rng_collection: str = "dropout",
+               rngs=None, param_dtype: Any = jnp.float32):
+    v.check_rate("PartialReasoning", rate)
+    key = (rngs.params() if isinstance(rngs, nnx.Rngs) and
+           "params" in rngs else jax.random.key(0))
+    self.reasoning_w = nnx.Param(partial_reasoning.init_params(
+        key, channels, param_dtype)["reasoning_w"])
+    self.rate, self.sampling, self.at_inference = rate, sampling, at_inference
+    self.temperature, self.deterministic = temperature, deterministic
+    self.rng_collection = rng_collection
+    self.rngs = _stream(rngs, rng_collection, "PartialReasoning")
+
+  def __call__(self, x: jax.Array, *, deterministic: Optional[bool] = None,
+               rngs=None, rate=None) -> jax.Array:
+    deterministic = (self.deterministic if deterministic is None
+                     else deterministic)
+    rate = self.rate if rate is None else rate
+    if (deterministic and not self.at_inference) or \
+        v.static_value(rate) == 0.0:
+      return x
+    key = None
+    if self.sampling == "random":
+      key = (jax.random.key(0) if deterministic and rngs is None and
+             self.rngs is None else
+             _key(rngs, self.rngs, self.rng_collection, "PartialReasoning"))
+    return partial_reasoning.partial_reasoning(
+        x, {"reasoning_w": self.reasoning_w[...]}, key=key, rate=rate,
+        train=not deterministic, max_rate=self.rate, sampling=self.sampling,
+        at_inference=self.at_inference, temperature=self.temperature)
 
 
 def strip_graph_weights(model: nnx.Module) -> nnx.Module:

@@ -24,6 +24,7 @@ CASES = {
     "GraphDropout": (dnn.GraphDropout, {}, X[:, 0]),
     "GraphSpatialDropout": (dnn.GraphSpatialDropout, {}, X[:, 0]),
     "GraphDisout": (dnn.GraphDisout, {}, X[:, 0]),
+    "PartialReasoning": (dnn.PartialReasoning, {"channels": 16}, X),
 }
 
 
