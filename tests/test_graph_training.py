@@ -49,6 +49,25 @@ def test_node_classification_writes_results(tmp_path, regularizer):
 
 
 @pytest.mark.slow
+def test_node_classification_resumes_to_the_same_end(tmp_path):
+  _write_planetoid(tmp_path, list(range(510, 520)), np.random.default_rng(0))
+  config = cora_gcn.get_config("dropgraph")
+  config.data_dir, config.dataset, config.num_epochs = str(tmp_path), "toy", 9
+  config.checkpoint_every_steps, config.async_checkpointing = 4, False
+  straight = train.train_and_evaluate(config, str(tmp_path / "a"))
+  config.preempt_at_step = 6  # after epoch 6; the checkpoint is at 4
+  with pytest.raises(train.Preempted):
+    train.train_and_evaluate(config, str(tmp_path / "b"))
+  config.preempt_at_step = 0
+  resumed = train.train_and_evaluate(config, str(tmp_path / "b"))
+  for key in ("test_accuracy", "val_accuracy", "best_val_test_accuracy"):
+    assert resumed[key] == straight[key]
+  rows = [json.loads(r) for r in
+          (tmp_path / "b" / "log.txt").read_text().splitlines()]
+  assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})
+
+
+@pytest.mark.slow
 def test_graph_classification_on_a_fold(tmp_path):
   _write_tu(tmp_path / "TOY")
   config = proteins_gcn.get_config("dropgraph")

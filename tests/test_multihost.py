@@ -210,7 +210,7 @@ SAME_LAYOUT_ONLY = ("points",)
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["tokens", "segmentation", "translation",
                                   "uda", "points", "graphs",
-                                  "graph_clusters"])
+                                  "graph_clusters", "graph_nodes"])
 def test_two_processes_killed_and_resumed_match_one_process(tmp_path, kind):
   """The other trainer kinds in three launches instead of four (CI time):
   the 2-process run starts against a workdir that does not exist, is
@@ -231,21 +231,6 @@ def test_two_processes_killed_and_resumed_match_one_process(tmp_path, kind):
   else:
     assert _run(kind, ref, data, 1) == [0]
     _assert_close(_final(two), _final(ref))
-
-
-@pytest.mark.slow
-def test_node_classification_runs_in_two_processes(tmp_path):
-  """One compiled scan, no checkpoint (see ``training/graphs.py``): each
-  process runs it whole; process 0 alone writes the files."""
-  data = _data("graph_nodes", tmp_path)
-  one, two = str(tmp_path / "one"), str(tmp_path / "two")
-  assert _run("graph_nodes", two, data, 2) == [0, 0]
-  assert _run("graph_nodes", one, data, 1) == [0]
-  assert sorted(os.listdir(two)).count("results.json") == 1
-  results = [json.loads(open(os.path.join(d, "results.json")).read())
-             for d in (one, two)]
-  for key in ("test_accuracy", "val_accuracy", "train_eval_accuracy"):
-    assert results[0][key] == results[1][key]
 
 
 # Attention key biases have an exact gradient of zero (a softmax does not

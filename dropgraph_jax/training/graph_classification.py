@@ -69,8 +69,9 @@ def packed_batches(dataset, order, batch_size: int, budget):
 
 
 def pack(dataset, idx, batch_size: int, budget) -> Dict[str, Any]:
-  """One padded batch: features, a normalised :class:`~dropgraph_jax.models.gcn.Graph`, node-to-graph
-  ids (padding nodes belong to graph ``batch_size``), labels and masks."""
+  """One padded batch: features, a normalised
+  :class:`~dropgraph_jax.models.gcn.Graph`, node-to-graph ids (padding
+  nodes belong to graph ``batch_size``), labels and masks."""
   max_nodes, max_edges = budget
   feats = dataset.node_features
   x = np.zeros((max_nodes, feats[0].shape[1]), np.float32)

@@ -17,16 +17,17 @@ The regularizer goes to the model's sites matching
 ``config.regularizer.name`` (:data:`GRAPH_NAMES`). Every run writes
 ``log.txt``, TensorBoard summaries and ``results.json`` (``test_accuracy``,
 ``train_eval_accuracy``: the same metric on the training nodes / graphs in
-eval mode). A node-classification run is one compiled scan of every
-epoch (seconds to minutes), so it keeps no checkpoints: a killed run
-starts again. With several processes each runs the whole scan (the graph
-is not split) and process 0 writes the files.
+eval mode). A node-classification run scans its epochs in compiled
+chunks of ``checkpoint_every_steps`` (one chunk for Cora's 200 epochs),
+with a checkpoint after each (the state and the history), and resumes
+from the latest; with several processes each runs the whole graph
+(replicated) and process 0 writes the files.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,7 @@ from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.models.gcn import Graph, normalized_graph
 from dropgraph_jax.patterns import Policy, RegularizerSpec
 from dropgraph_jax.regularizers._validate import compile_regex
-from dropgraph_jax.training import common
+from dropgraph_jax.training import checkpointing, common
 from dropgraph_jax.training.run_log import RunLog
 
 # config.regularizer.name -> the registry's graph-signal regularizer.
@@ -96,15 +97,20 @@ def node_model(config, data, policy=None):
                    policy=policy, **config.model_kwargs)
 
 
-def fit_nodes(config, data, graph: Graph, seed: int) -> Dict[str, Any]:
-  """Trains one seed on one graph; returns accuracies and the history."""
+def fit_nodes(config, data, graph: Graph, seed: int, workdir: str
+              ) -> Dict[str, Any]:
+  """Trains one seed on one graph; returns accuracies and the history.
+
+  The epochs run as compiled scans of ``checkpoint_every_steps`` epochs
+  (one scan when the run is shorter), each followed by a checkpoint of the
+  state and the history so far; a restarted run resumes from the latest.
+  """
   x = jnp.asarray(data.features)
   sites = sites_of(node_model(config, data), x, graph=graph)
   model = node_model(config, data, build_policy(config, sites))
   key = jax.random.key(seed)
-  variables = model.init({"params": key, "dropout": key}, x, train=False,
-                         graph=graph)
-  params = variables["params"]
+  params = model.init({"params": key, "dropout": key}, x, train=False,
+                      graph=graph)["params"]
   tx = optimizer(config)
   labels = jnp.asarray(data.labels)
   masks = {k: jnp.asarray(getattr(data, f"{k}_mask"), jnp.float32)
@@ -126,12 +132,10 @@ def fit_nodes(config, data, graph: Graph, seed: int) -> Dict[str, Any]:
     p = optax.apply_updates(p, updates)
     return (p, opt_state), (loss, scores(p))
 
-  # Every epoch in one compiled scan: the whole run is one program call.
-  run = jax.jit(lambda p: jax.lax.scan(
-      epoch, (p, tx.init(p)), jnp.arange(int(config.num_epochs)))[1])
-  losses, accs = jax.device_get(run(params))
-  history = [(float(losses[i]), {k: float(v[i]) for k, v in accs.items()})
-             for i in range(len(losses))]
+  # Epochs [start, start + length) in one compiled scan.
+  run = jax.jit(lambda p, o, start, length: jax.lax.scan(
+      epoch, (p, o), start + jnp.arange(length)), static_argnums=3)
+  history = run_epochs(config, workdir, run, params, tx.init(params))
   best = int(np.argmax([h[1]["val"] for h in history]))
   last = history[-1][1]
   return {"test_accuracy": float(last["test"]),
@@ -140,6 +144,48 @@ def fit_nodes(config, data, graph: Graph, seed: int) -> Dict[str, Any]:
           "best_val_test_accuracy": float(history[best][1]["test"]),
           "best_val_epoch": best + 1, "history": history,
           "policy_sites": len(model.policy or {})}
+
+
+def _host(tree):
+  """A replicated global pytree's values on this host."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)), tree)
+
+
+def run_epochs(config, workdir: str, run, params, opt_state) -> List:
+  """Runs (or resumes) ``run`` chunk by chunk with checkpoints; returns
+  the ``(loss, accuracies)`` of every epoch. The state is replicated over
+  the mesh, so every process runs the whole graph."""
+  mesh = common.data_mesh(config)
+  rep = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = common.to_global({"step": np.zeros((), np.int32), "params": params,
+                            "opt_state": opt_state}, rep)
+  history, total = [], int(config.num_epochs)
+  mngr, restored = common.open_checkpoints(
+      config, workdir, state, lambda data, _: history.extend(data["history"]))
+  done = 0 if restored is None else restored[0]
+  state = state if restored is None else restored[1]
+  every, stop = config.checkpoint_every_steps, config.preempt_at_step
+  try:
+    while done < total:
+      end = min((done // every + 1) * every, total,
+                stop if done < stop else total)
+      (p, o), (losses, accs) = run(state["params"], state["opt_state"],
+                                   done, end - done)
+      losses, accs = _host((losses, accs))
+      history += [(float(losses[i]), {k: float(v[i]) for k, v in accs.items()})
+                  for i in range(end - done)]
+      done, state = end, {"step": common.to_global(
+          np.asarray(end, np.int32), rep), "params": p, "opt_state": o}
+      checkpointing.save(mngr, done, state, {"history": history},
+                         force=done % every == 0 or done == total,
+                         config=common.config_record(config))
+      if done == stop and done < total:
+        mngr.wait_until_finished()
+        raise common.Preempted(f"simulated preemption after epoch {done}")
+    mngr.wait_until_finished()
+  finally:
+    mngr.close()
+  return history
 
 
 def sites_of(model, x, **kwargs):
@@ -154,7 +200,7 @@ def train_nodes(config: ml_collections.ConfigDict, workdir: str
   data = load_node_graph(config)
   graph = normalized_graph(data.senders, data.receivers,
                            data.features.shape[0])
-  result = fit_nodes(config, data, graph, config.seed)
+  result = fit_nodes(config, data, graph, config.seed, workdir)
   log = RunLog(workdir, int(config.num_epochs), config=config)
   for i, (loss, acc) in enumerate(result.pop("history")):
     if (i + 1) % config.log_every_steps == 0 or i + 1 == int(config.num_epochs):
