@@ -47,9 +47,15 @@ class CorruptCheckpointError(RuntimeError):
 
 def manager(directory: str, *, save_every: int, keep: int,
             async_save: bool = True) -> ocp.CheckpointManager:
+  """Saves every ``save_every`` steps (and at a preemption orbax sees);
+  not orbax's default extra save at a fresh run's first step (a whole
+  checkpoint one step into the run)."""
   directory = os.path.abspath(directory)
+  policies = ocp.checkpoint_managers
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=keep, save_interval_steps=save_every,
+      max_to_keep=keep, save_decision_policy=policies.AnySavePolicy([
+          policies.FixedIntervalPolicy(save_every),
+          policies.PreemptionCheckpointingPolicy()]),
       enable_async_checkpointing=async_save, create=True)
   return ocp.CheckpointManager(directory, options=options)
 
