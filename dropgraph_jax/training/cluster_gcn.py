@@ -59,19 +59,25 @@ def _batch(sub) -> Dict[str, Any]:
   return sub
 
 
-def _accuracies(model, state, data, sharding) -> Dict[str, float]:
-  """Full-graph inference in eval mode (replicated)."""
+def make_evaluate(model, data, sharding):
+  """``evaluate(state)``: full-graph inference in eval mode (replicated),
+  accuracy on the train / valid / test nodes. The normalised graph, the
+  global inputs and the compiled program are made once, for every
+  evaluation of the run."""
   full = normalized_graph(data.senders, data.receivers, len(data.labels))
+  inputs = common.to_global((np.asarray(data.features), full), sharding)
   infer = jax.jit(lambda s, x, g: model.apply(
       {"params": s.params, "batch_stats": s.batch_stats}, x, train=False,
       graph=g), out_shardings=sharding)
-  logits = infer(state, *common.to_global(
-      (np.asarray(data.features), full), sharding))
-  right = np.asarray(jnp.argmax(logits.addressable_data(0), -1)) == \
-      data.labels
-  return {f"{name}_accuracy": float(right[mask].mean()) for name, mask in
-          (("test", data.test_mask), ("val", data.val_mask),
-           ("train_eval", data.train_mask))}
+
+  def evaluate(state) -> Dict[str, float]:
+    logits = infer(state, *inputs)
+    right = np.asarray(jnp.argmax(logits.addressable_data(0), -1)) == \
+        data.labels
+    return {f"{name}_accuracy": float(right[mask].mean()) for name, mask in
+            (("test", data.test_mask), ("val", data.val_mask),
+             ("train_eval", data.train_mask))}
+  return evaluate
 
 
 def train_clusters(config: ml_collections.ConfigDict, workdir: str
@@ -111,12 +117,13 @@ def train_clusters(config: ml_collections.ConfigDict, workdir: str
   train_step = jax.jit(make_train_step(model, tx, key),
                        in_shardings=(rep, rep), out_shardings=(rep, rep),
                        donate_argnums=0)
+  evaluate = make_evaluate(model, data, rep)
   state, log = supervised.train(
       config, workdir, state=state, iterator=stream, train_step=train_step,
-      evaluate=lambda s: _accuracies(model, s, data, rep), sharding=rep,
+      evaluate=evaluate, sharding=rep,
       policy=policy, mesh=mesh, lr_schedule=lambda _: config.learning_rate,
       steps_per_epoch=stream.firsts[1], examples="subgraphs")
-  result = {**_accuracies(model, state, data, rep), "steps": stream.total,
+  result = {**evaluate(state), "steps": stream.total,
             "policy_sites": len(policy or {})}
   log.scalars(stream.total, {f"eval/{k}": v for k, v in result.items()
                              if k.endswith("accuracy")})

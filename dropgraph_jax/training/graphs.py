@@ -165,6 +165,7 @@ def run_epochs(config, workdir: str, run, params, opt_state) -> List:
   done = 0 if restored is None else restored[0]
   state = state if restored is None else restored[1]
   every, stop = config.checkpoint_every_steps, config.preempt_at_step
+  record = common.config_record(config)
   try:
     while done < total:
       end = min((done // every + 1) * every, total,
@@ -178,7 +179,7 @@ def run_epochs(config, workdir: str, run, params, opt_state) -> List:
           np.asarray(end, np.int32), rep), "params": p, "opt_state": o}
       checkpointing.save(mngr, done, state, {"history": history},
                          force=done % every == 0 or done == total,
-                         config=common.config_record(config))
+                         config=record)
       if done == stop and done < total:
         mngr.wait_until_finished()
         raise common.Preempted(f"simulated preemption after epoch {done}")
