@@ -7,6 +7,8 @@ the realised rate including block overlaps; without overlaps it would equal
 ``rate`` (also checked, loosely, for small rates).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,6 +192,24 @@ def test_disout_next_conv_kernel_scales_noise_per_channel_without_grad():
   with pytest.raises(ValueError, match="C_in = 4"):
     dg.disout(x, key=key, rate=0.4, block_size=3,
               next_conv_kernel=jnp.zeros((3, 3, 5, 8)), train=True)
+
+
+def test_disout_reads_a_depthwise_kernel_per_channel():
+  """A depthwise kernel (kh, kw, 1, C): channel c's weight is filter c's,
+  the same as the dense kernel (kh, kw, C, 1) holding those filters."""
+  x = jax.random.normal(jax.random.key(7), (16, 10, 10, 4))
+  filters = jax.random.normal(jax.random.key(3), (3, 3, 1, 4))
+  filters = filters.at[..., 1:].set(0.0)  # channel 0 only
+  key = jax.random.key(8)
+  call = functools.partial(dg.disout, x, key=key, rate=0.4, block_size=3,
+                           alpha=1.0, train=True)
+  y = np.asarray(call(next_conv_kernel=filters))
+  dense = np.asarray(call(next_conv_kernel=jnp.swapaxes(filters, 2, 3)))
+  np.testing.assert_array_equal(y, dense)
+  changed = ~np.isclose(y, np.asarray(x) * np.median(y / np.asarray(x)),
+                        rtol=1e-4)
+  assert (y[..., 1:][changed[..., 1:]] == 0).all()
+  assert (y[..., 0][changed[..., 0]] != 0).all()
 
 
 def test_disout_gradient_only_through_kept_units():

@@ -1,6 +1,7 @@
 """Models with named sites (issue: Flax models)."""
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -263,39 +264,70 @@ def _recording_disout(monkeypatch):
   return calls
 
 
+def _next_conv_calls(monkeypatch, name, wanted):
+  """Disout at each site of ``wanted`` (site -> parameter path of the
+  convolution that reads it, or None): the recorded calls in site order
+  and the model's parameters."""
+  model = get_model(name)
+  shape = example_shape(name)
+  sites = list_sites(model, shape)
+  assert set(wanted) <= set(sites), sorted(set(wanted) - set(sites))
+  spec = RegularizerSpec("disout", {"rate": 0.5, "block_size": 1,
+                                    "alpha": 5.0})
+  model = get_model(name, policy=Policy({s: spec for s in wanted}))
+  x = jax.random.normal(jax.random.key(0), (8,) + shape[1:])
+  variables = model.init(jax.random.key(1), x, train=False)
+  calls = _recording_disout(monkeypatch)
+  model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
+              mutable=["batch_stats", "sites"])
+  assert len(calls) == len(wanted)
+  params = variables["params"]
+  for call, path in zip(calls, wanted.values()):
+    got = call.get("next_conv_kernel")
+    if path is None:  # no next convolution: Disout's 0.01 constant
+      assert got is None
+    else:
+      np.testing.assert_array_equal(got, functools.reduce(
+          lambda node, key: node[key], path + ("kernel",), params))
+  return calls
+
+
+NEXT_CONV = {
+    "wrn_tiny": {
+        "stage1/block0/bn1": ("stage1/block0", "conv1"),
+        "stage1/block0/bn2": ("stage1/block0", "conv2"),
+        "stage1/block0/shortcut": ("stage2/block0", "conv1"),
+        "stage3/block0/shortcut": None},  # the last block
+    "efficientnet_tiny": {
+        "block0/bn_dw": ("block0", "project_conv"),
+        "block0/bn_project": ("block1", "expand_conv"),
+        "block0/residual": ("block1", "expand_conv"),
+        "block1/bn_expand": ("block1", "dw_conv"),  # a depthwise kernel
+        "block6/bn_project": ("head_conv",)},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(NEXT_CONV))
+def test_disout_sites_read_the_next_convolution_in_wrn_and_efficientnet(
+    monkeypatch, name):
+  """WRN's and EfficientNet's blocks pass the kernel of the convolution
+  that reads each site's output (before this, every site used 0.01)."""
+  _next_conv_calls(monkeypatch, name, NEXT_CONV[name])
+
+
 @pytest.mark.slow
 def test_disout_sites_read_the_next_convolution(monkeypatch):
   """Each Disout site scales its noise by the kernel of the convolution
   that reads its output (the reference's ``weight_behind``), and the noise
   has the reference's standard deviation alpha * |w_c| * std(x)."""
   from dropgraph_jax.regularizers import disout as disout_lib
-  model = get_model("resnet_bottleneck_tiny")
-  sites = list_sites(model, (2, 32, 32, 3))
-  wanted = ("stage1/block0/relu1", "stage1/block0/relu2",
-            "stage1/block0/bn3", "stage1/block0/shortcut",
-            "stage2/block0/bn3")
-  spec = RegularizerSpec("disout", {"rate": 0.5, "block_size": 1,
-                                    "alpha": 5.0})
-  model = get_model("resnet_bottleneck_tiny",
-                    policy=Policy({s: spec for s in wanted if s in sites}))
-  x = jax.random.normal(jax.random.key(0), (8, 32, 32, 3))
-  variables = model.init(jax.random.key(1), x, train=False)
-  calls = _recording_disout(monkeypatch)
-  model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)},
-              mutable=["batch_stats", "sites"])
-  params = variables["params"]
-  expected = [params["stage1/block0"]["conv2"]["kernel"],
-              params["stage1/block0"]["conv3"]["kernel"],
-              params["stage2/block0"]["conv1"]["kernel"],
-              params["stage2/block0"]["conv1"]["kernel"],
-              None]  # the last block: no next convolution (0.01 constant)
-  assert len(calls) == len(expected)
-  for call, kernel in zip(calls, expected):
-    got = call.get("next_conv_kernel")
-    if kernel is None:
-      assert got is None
-    else:
-      np.testing.assert_array_equal(got, kernel)
+  calls = _next_conv_calls(monkeypatch, "resnet_bottleneck_tiny", {
+      "stage1/block0/relu1": ("stage1/block0", "conv2"),
+      "stage1/block0/relu2": ("stage1/block0", "conv3"),
+      "stage1/block0/bn3": ("stage2/block0", "conv1"),
+      "stage1/block0/shortcut": ("stage2/block0", "conv1"),
+      "stage2/block0/bn3": None})  # the last block: no next convolution
   # The distortion of one site against the reference formula. The mask
   # depends on the key and shape only: alpha = 0 on ones reveals it.
   call = calls[0]

@@ -15,6 +15,16 @@ Sites of ``block{i}`` (AutoDropout's placement, after every batch norm):
 ``bn_project``, and ``residual`` (the identity path, before the addition,
 as ResNet's ``shortcut``; a pattern with ``residual=True`` at any bn site of
 the block also applies there).
+
+Disout's next convolution (its noise is scaled by that kernel's weights,
+huawei-noah/Disout ``weight_behind``): ``bn_expand`` -> ``dw_conv`` (a
+depthwise kernel: channel c is read by its own filter only, so its weight
+is that filter's, see :func:`~dropgraph_jax.regularizers.disout.disout`);
+``bn_dw`` -> ``project_conv`` (the squeeze-excitation gate sits between);
+``bn_project`` and ``residual`` -> the next block's first convolution
+(``expand_conv``, or ``dw_conv`` where the expansion ratio is 1), and after
+the last block the network's ``head_conv``: every site has a next
+convolution, so Disout's 0.01 constant is never used here.
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from dropgraph_jax.models.sites import (
   Site,
   apply_site,
   check_policy,
+  conv_kernel,
   residual_pattern,
 )
 from dropgraph_jax.patterns.policy import Policy
@@ -77,9 +88,12 @@ class MBConv(nn.Module):
   dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x, train: bool, rate_factor=None):
+  def __call__(self, x, train: bool, rate_factor=None, next_kernel=None):
+    """``next_kernel``: the next block's first conv kernel (Disout)."""
     site = functools.partial(apply_site, self.policy, "conv", train,
                              rate_factor)
+    dw, project = conv_kernel(self, "dw_conv"), conv_kernel(self,
+                                                            "project_conv")
     cin = x.shape[-1]
     hidden = cin * self.expand
     y = x
@@ -87,10 +101,12 @@ class MBConv(nn.Module):
     if self.expand != 1:
       labels.insert(0, "bn_expand")
       y = bb.conv(hidden, 1, dtype=self.dtype, name="expand_conv")(y)
-      y = nn.swish(site("bn_expand", _bn(train, self.dtype, "expand_norm")(y)))
+      y = nn.swish(site("bn_expand", _bn(train, self.dtype, "expand_norm")(y),
+                        next_conv_kernel=dw))
     y = bb.conv(hidden, self.kernel, self.strides, dtype=self.dtype,
                 name="dw_conv", groups=hidden)(y)
-    y = nn.swish(site("bn_dw", _bn(train, self.dtype, "dw_norm")(y)))
+    y = nn.swish(site("bn_dw", _bn(train, self.dtype, "dw_norm")(y),
+                      next_conv_kernel=project))
     squeezed = max(1, int(cin * 0.25))
     se = jnp.mean(y, axis=(1, 2), keepdims=True)
     se = nn.swish(nn.Conv(squeezed, (1, 1), dtype=self.dtype,
@@ -99,19 +115,25 @@ class MBConv(nn.Module):
                             param_dtype=jnp.float32, name="se_expand")(se))
     y = y * se
     y = bb.conv(self.features, 1, dtype=self.dtype, name="project_conv")(y)
-    y = site("bn_project", _bn(train, self.dtype, "project_norm")(y))
+    y = site("bn_project", _bn(train, self.dtype, "project_norm")(y),
+             next_conv_kernel=next_kernel)
     if self.strides == 1 and cin == self.features:
       # The residual site (and a pattern's ``residual`` token) acts on the
       # identity path, as ResNet's and WRN's ``shortcut`` sites do.
       skip = Site(self.policy, name="residual")(
           x, train, rate_factor,
           spec_override=residual_pattern(self.policy, self.path, labels,
-                                         "residual"))
+                                         "residual"),
+          next_conv_kernel=next_kernel)
       if train and self.drop_path_rate > 0:
         y = dg.drop_path(y, key=self.make_rng("dropout"),
                          rate=self.drop_path_rate, train=True)
       y = y + skip
     return y
+
+
+def _first_conv(expand: int) -> str:
+  return "expand_conv" if expand != 1 else "dw_conv"
 
 
 class EfficientNet(nn.Module):
@@ -125,6 +147,12 @@ class EfficientNet(nn.Module):
   policy: Optional[Policy] = None
   dtype: Any = jnp.float32
 
+  def _following(self, blocks, i):
+    """The kernel of the first convolution after block ``i`` (Disout)."""
+    if i + 1 < len(blocks):
+      return conv_kernel(self, f"block{i + 1}", _first_conv(blocks[i + 1][0]))
+    return conv_kernel(self, "head_conv")
+
   @nn.compact
   def __call__(self, x, train: bool, rate_factor=None):
     if self.variant not in VARIANTS:
@@ -137,15 +165,14 @@ class EfficientNet(nn.Module):
     x = bb.conv(round_filters(32, width), 3, 2, dtype=self.dtype,
                 name="stem_conv")(x.astype(self.dtype))
     x = nn.swish(_bn(train, self.dtype, "stem_norm")(x))
-    total = sum(round_repeats(r, depth) for *_, r in BASE_BLOCKS)
-    index = 0
-    for expand, kernel, stride, _, cout, repeats in BASE_BLOCKS:
-      for r in range(round_repeats(repeats, depth)):
-        x = MBConv(expand, kernel, stride if r == 0 else 1,
-                   round_filters(cout, width),
-                   self.stochastic_depth * index / total, self.policy,
-                   self.dtype, name=f"block{index}")(x, train, rate_factor)
-        index += 1
+    blocks = [(expand, kernel, stride if r == 0 else 1, cout)
+              for expand, kernel, stride, _, cout, repeats in BASE_BLOCKS
+              for r in range(round_repeats(repeats, depth))]
+    for i, (expand, kernel, stride, cout) in enumerate(blocks):
+      x = MBConv(expand, kernel, stride, round_filters(cout, width),
+                 self.stochastic_depth * i / len(blocks), self.policy,
+                 self.dtype, name=f"block{i}")(
+                     x, train, rate_factor, self._following(blocks, i))
     x = bb.conv(round_filters(1280, width), 1, dtype=self.dtype,
                 name="head_conv")(x)
     x = nn.swish(_bn(train, self.dtype, "head_norm")(x))

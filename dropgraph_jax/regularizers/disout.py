@@ -13,6 +13,13 @@ given (Flax layout ``(kh, kw, C_in, C_out)`` with ``C_in == C``): the maximum
 over output channels, multiplied by a random sign per kernel entry, averaged
 over the spatial taps, times 0.1 for a 1x1 kernel. No gradient flows into
 the kernel through this path (the reference reads ``weight.data``).
+
+A choice the reference leaves open (its models have no grouped
+convolutions): a depthwise kernel ``(kh, kw, 1, C)`` is read as
+``(kh, kw, C, 1)``, since channel c of x is read by filter c only, so the
+maximum over the output channels that read channel c is that filter.
+(PyTorch's max over ``dim=0`` of a depthwise weight would give one scalar
+for every channel instead.)
 """
 
 from __future__ import annotations
@@ -29,11 +36,15 @@ from dropgraph_jax.regularizers import block_mask, random_bits
 def _kernel_scale(key: jax.Array, kernel: jax.Array, channels: int,
                   rng: str) -> jax.Array:
   """Per-channel distortion weight from the following conv's kernel, (C,)."""
+  depthwise = (kernel.ndim == 4 and channels > 1 and kernel.shape[2] == 1
+               and kernel.shape[3] == channels)
+  if depthwise:
+    kernel = jnp.swapaxes(kernel, 2, 3)
   if kernel.ndim != 4 or kernel.shape[2] != channels:
     raise ValueError(
         "disout: next_conv_kernel must be a Flax conv kernel (kh, kw, C_in, "
-        f"C_out) with C_in = {channels} (the channels of x), got shape "
-        f"{kernel.shape}.")
+        f"C_out) with C_in = {channels} (the channels of x), or a depthwise "
+        f"one (kh, kw, 1, {channels}), got shape {kernel.shape}.")
   kernel = jax.lax.stop_gradient(kernel).astype(jnp.float32)
   wmax = jnp.max(kernel, axis=3)  # (kh, kw, C_in)
   sign = jnp.where(random_bits.keep_mask(key, wmax.shape, 0.5, rng), 1.0,
@@ -60,7 +71,8 @@ def disout(x: jax.Array, *, key: Optional[jax.Array], rate, train: bool,
     block_size: int or ``(bh, bw)`` (reference default 6).
     alpha: distortion intensity (reference class default 1.0; its ResNet
       blocks use 30 together with ``next_conv_kernel``).
-    next_conv_kernel: optional kernel of the convolution applied next.
+    next_conv_kernel: optional kernel of the convolution applied next
+      (``(kh, kw, C, C_out)``, or depthwise ``(kh, kw, 1, C)``).
     share_channels, normalize, clip_block_size, rng: as in
       :func:`dropgraph_jax.drop_block` (the reference uses per-channel masks
       and ``normalize='batch'``).
