@@ -200,3 +200,23 @@ def test_non_finite_values_are_refused(tmp_path):
                      match="NaN or infinite"):
     checkpointing.restore_latest(mngr, state)
   assert os.path.isdir(tmp_path / "1")
+
+
+def test_a_replicated_state_saves_on_cpu_without_slicing(tmp_path, caplog):
+  """Orbax's replica-parallel save would slice each array replicated over
+  the 8 devices (an eager compile per shape); on CPU it is saved whole and
+  restores with its replicated sharding."""
+  mesh = jax.sharding.Mesh(np.array(jax.devices()), ("d",))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  state = jax.device_put({"w": jnp.ones((40, 24)), "v": jnp.arange(48.0)},
+                         replicated)
+  mngr = checkpointing.manager(str(tmp_path), save_every=1, keep=1,
+                               async_save=False)
+  with jax.log_compiles(), caplog.at_level("WARNING"):
+    checkpointing.save(mngr, 1, state, {"next_index": 0})
+  compiled = [r.getMessage() for r in caplog.records
+              if "compilation of" in r.getMessage()]
+  assert not [m for m in compiled if "slice" in m], compiled
+  step, restored, _ = checkpointing.restore_latest(mngr, state)
+  assert step == 1 and restored["w"].sharding == replicated
+  np.testing.assert_array_equal(restored["v"], state["v"])

@@ -45,11 +45,27 @@ class CorruptCheckpointError(RuntimeError):
   """The latest checkpoint exists but cannot be restored as it was saved."""
 
 
+def _whole_arrays_on_cpu() -> None:
+  """On CPU, each replicated array is saved whole from its first replica.
+
+  Orbax's default (replica-parallel, off by default only on GPU) slices a
+  replicated array across its devices so that each copies a part to the
+  host in parallel; CPU devices share the host's memory, so it only adds
+  an eagerly compiled slice per array shape (64 compiles, about 2 s of a
+  4-device test run's start here). The files are the same either way.
+  """
+  if jax.default_backend() == "cpu":
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False),
+        override=True)
+
+
 def manager(directory: str, *, save_every: int, keep: int,
             async_save: bool = True) -> ocp.CheckpointManager:
   """Saves every ``save_every`` steps (and at a preemption orbax sees);
   not orbax's default extra save at a fresh run's first step (a whole
   checkpoint one step into the run)."""
+  _whole_arrays_on_cpu()
   directory = os.path.abspath(directory)
   policies = ocp.checkpoint_managers
   options = ocp.CheckpointManagerOptions(

@@ -14,7 +14,10 @@ checkpoints.
   ``1 / PROGRESS_LINES`` of the run (plain lines, so it reads the same in
   a terminal and in a log file), and one line per evaluation.
 
-Only process 0 writes files and prints; other hosts log through absl only.
+Only process 0 writes files and prints; other hosts log their scalars
+through absl only, and never import clu's writers (they import TensorFlow:
+about 4 s of every process's start here, which a non-writing host does
+not need).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import time
 from typing import Any, Dict, Mapping
 
 import jax
-from clu import metric_writers
+from absl import logging
 
 from dropgraph_jax.training import provenance
 
@@ -56,8 +59,10 @@ class RunLog:
     self.workdir = workdir
     self.config = config
     self.lead = jax.process_index() == 0
-    self.writer = metric_writers.create_default_writer(
-        workdir, just_logging=not self.lead)
+    self.writer = None
+    if self.lead:
+      from clu import metric_writers  # pylint: disable=g-import-not-at-top
+      self.writer = metric_writers.create_default_writer(workdir)
     if config is not None and not start_step and self.lead:
       self.writer.write_hparams(provenance.hparams(config))
     path = os.path.join(workdir, "log.txt")
@@ -86,7 +91,10 @@ class RunLog:
 
   def scalars(self, step: int, values: Mapping[str, float]) -> None:
     values = {k: float(v) for k, v in values.items()}
-    self.writer.write_scalars(step, values)
+    if self.writer is None:
+      logging.info("[%d] %s", step, values)
+    else:
+      self.writer.write_scalars(step, values)
     if self.file:
       self.file.write(json.dumps({"step": step, **values}) + "\n")
       self.file.flush()
@@ -127,7 +135,8 @@ class RunLog:
       os.replace(f"{path}.tmp", path)
 
   def close(self) -> None:
-    self.writer.flush()
+    if self.writer is not None:
+      self.writer.flush()
     if self.file:
       self.file.close()
       self.file = None
