@@ -108,6 +108,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.mesh_devices = 0             # 0: every device; n: the first n
   config.seed = 0
   config.log_every_steps = 100
+  config.tensorboard = True           # TensorBoard summaries (process 0);
+                                      # False skips importing TensorFlow
   config.eval_every_epochs = 10.0     # 0 disables evaluation during training
   config.checkpoint_every_steps = 1000
   config.keep_checkpoints = 3

@@ -25,6 +25,15 @@ def test_process_zero_writes_the_log_and_tensorboard(tmp_path):
     assert json.load(f) == {"test_accuracy": 0.5}
 
 
+def test_without_tensorboard_the_log_is_still_written(tmp_path):
+  import ml_collections
+  config = ml_collections.ConfigDict({"tensorboard": False, "seed": 0})
+  log = run_log.RunLog(str(tmp_path), total_steps=4, config=config)
+  log.scalars(2, {"train/loss": 1.5})
+  log.close()
+  assert os.listdir(tmp_path) == ["log.txt"]
+
+
 def test_other_processes_write_nothing(tmp_path, monkeypatch):
   monkeypatch.setattr(jax, "process_index", lambda: 1)
   log = run_log.RunLog(str(tmp_path), total_steps=4)

@@ -2,7 +2,8 @@
 checkpoints.
 
 * TensorBoard summaries through clu's default metric writer, with the
-  config as hparams;
+  config as hparams (unless ``config.tensorboard`` is False: clu's writer
+  imports TensorFlow, about 4 s of a start here);
 * ``log.txt``: one JSON object per logged step (``{"step": s, ...}``),
   appended, so a resumed run continues the same file; a resume first drops
   the rows past the checkpoint it resumes from (those steps run again), so
@@ -60,10 +61,10 @@ class RunLog:
     self.config = config
     self.lead = jax.process_index() == 0
     self.writer = None
-    if self.lead:
+    if self.lead and (config is None or config.get("tensorboard", True)):
       from clu import metric_writers  # pylint: disable=g-import-not-at-top
       self.writer = metric_writers.create_default_writer(workdir)
-    if config is not None and not start_step and self.lead:
+    if config is not None and not start_step and self.writer is not None:
       self.writer.write_hparams(provenance.hparams(config))
     path = os.path.join(workdir, "log.txt")
     if self.lead and start_step and os.path.exists(path):
