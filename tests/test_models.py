@@ -286,7 +286,7 @@ def _next_conv_calls(monkeypatch, name, wanted, concrete=False):
                                     "alpha": 5.0})
   model = get_model(name, policy=Policy({s: spec for s in wanted}))
   x = jax.random.normal(jax.random.key(0), (8,) + shape[1:])
-  variables = model.init(jax.random.key(1), x, train=False)
+  variables = _init(model, x)
   calls = _recording_disout(monkeypatch)
 
   def train_pass(params):

@@ -29,6 +29,7 @@ the arrays are sharded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -45,6 +46,7 @@ class CorruptCheckpointError(RuntimeError):
   """The latest checkpoint exists but cannot be restored as it was saved."""
 
 
+@functools.cache
 def _whole_arrays_on_cpu() -> None:
   """On CPU, each replicated array is saved whole from its first replica.
 
@@ -53,6 +55,8 @@ def _whole_arrays_on_cpu() -> None:
   host in parallel; CPU devices share the host's memory, so it only adds
   an eagerly compiled slice per array shape (64 compiles, about 2 s of a
   4-device test run's start here). The files are the same either way.
+  Registered once per process (the first manager), not at import: the
+  backend must not start before ``jax.distributed`` is initialised.
   """
   if jax.default_backend() == "cpu":
     ocp.type_handlers.register_type_handler(
