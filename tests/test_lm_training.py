@@ -58,6 +58,9 @@ def test_lm_training_lowers_perplexity_and_writes_results(tmp_path):
   assert longer["valid_perplexity"] < 0.7 * short["valid_perplexity"]
   saved = json.loads((tmp_path / "long" / "results.json").read_text())
   assert saved["test_perplexity"] == pytest.approx(longer["test_perplexity"])
+  # The synthetic corpus repeats one text: the trained model fits its
+  # training head better than the untrained one, in eval mode.
+  assert longer["train_eval_perplexity"] < 0.7 * short["train_eval_perplexity"]
   lines = [json.loads(row) for row in
            (tmp_path / "long" / "log.txt").read_text().splitlines()]
   assert {"train/perplexity", "train/tokens_per_sec",

@@ -193,7 +193,9 @@ def evaluate_lm(eval_step, params, model, ids: np.ndarray, batch: int,
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> Dict[str, Any]:
   """Trains a Transformer-XL; writes logs, checkpoints and results.json
-  (``valid_perplexity``, ``test_perplexity``); returns the results.
+  (``valid_perplexity``, ``test_perplexity`` and, in eval mode on the
+  training split's first ``len(valid)`` tokens, ``train_eval_perplexity``);
+  returns the results.
   ``config`` is not changed."""
   start_time = time.time()
   common.check_batch_sizes(config)
@@ -317,9 +319,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     mngr.close()
   valid = evaluate("valid", state.params)
   test = evaluate("test", state.params)
+  # Eval-mode perplexity on the training split's head (as many tokens as
+  # validation) says whether the model could overfit at all.
+  train_eval = evaluate_lm(
+      eval_step, state.params, model,
+      corpus.splits["train"][:len(corpus.splits["valid"])],
+      config.eval_batch_size, config.seq_len, rows)
   run_log.scalars(total_steps, {
       **{f"valid/{k}": v for k, v in valid.items()},
-      **{f"test/{k}": v for k, v in test.items()}})
+      **{f"test/{k}": v for k, v in test.items()},
+      **{f"train_eval/{k}": v for k, v in train_eval.items()}})
   run_log.close()
   results = {"model": config.model, "dataset": config.data_dir,
              "regularizer": config.regularizer.name,
@@ -327,6 +336,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
              "steps": total_steps, "valid_loss": valid["loss"],
              "valid_perplexity": valid["perplexity"],
              "test_loss": test["loss"], "test_perplexity": test["perplexity"],
+             "train_eval_perplexity": train_eval["perplexity"],
              "wall_time_s": time.time() - start_time, "devices": mesh.size,
              "backend": jax.default_backend()}
   run_log.write_results(results)

@@ -91,7 +91,9 @@ def main():
              results, "valid_perplexity", "validation perplexity",
              PAPER[args.corpus],
              "Paper column: valid / test perplexity after 300,000 steps.",
-             args.out, scale=1.0, extra={"test_perplexity": "test perplexity"})
+             args.out, scale=1.0, extra={"test_perplexity": "test perplexity",
+                    "train_eval_perplexity": "train perplexity (eval mode, "
+                    "first len(valid) tokens)"})
 
 
 if __name__ == "__main__":
