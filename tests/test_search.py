@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -13,7 +14,7 @@ from configs.search import digits as digits_search
 from dropgraph_jax.models import get_model, list_sites
 from dropgraph_jax.patterns import Policy
 from dropgraph_jax.search import controller as ctrl
-from dropgraph_jax.search import engine, reinforce, run
+from dropgraph_jax.search import engine, reinforce, run, workers
 from dropgraph_jax.search import space as space_lib
 
 
@@ -166,7 +167,10 @@ def test_local_pool_requeues_crashed_and_timed_out_jobs(tmp_path):
                              "search.minibatch": 2,
                              "search.backend": "local",
                              "search.num_workers": 2,
-                             "search.job_timeout_s": 20.0,
+                             # The clock starts when a worker takes a job,
+                             # after its imports (longer than this): the
+                             # jobs that do not hang finish in time.
+                             "search.job_timeout_s": 2.0,
                              "search.poll_s": 0.2})
   config.proxy.crash_ids = [1]
   config.proxy.hang_ids = [2]
@@ -179,6 +183,18 @@ def test_local_pool_requeues_crashed_and_timed_out_jobs(tmp_path):
   assert all(attempts[i] == 0 for i in (0, 3, 4, 5))
   assert summary["reinforce"]["failed"] == 0
   assert summary["reinforce"]["updates"] == 3
+
+
+def test_a_job_times_out_from_when_its_worker_took_it():
+  pool = object.__new__(workers.ProcessPool)  # no processes needed
+  pool.timeout = 2.0
+  ago = time.time() - 10.0  # submitted 10 s ago
+  assert not pool._overdue({"since": ago, "taken": False})  # still importing
+  assert pool._overdue({"since": ago, "taken": True})
+  late = time.time() - (2.0 + workers.STARTUP_S + 1.0)
+  assert pool._overdue({"since": late, "taken": False})  # a hung start
+  pool.timeout = 0.0  # no time-out
+  assert not pool._overdue({"since": late, "taken": True})
 
 
 @pytest.mark.slow

@@ -15,7 +15,10 @@ pool only runs what it is given and says what finished.
   one job at a time and keeping its compiled programs between jobs. A
   worker that dies (segfault, OOM kill) or outlives ``job_timeout_s`` is
   killed and replaced, and its job is reported failed (the engine re-queues
-  it).
+  it). The job's clock starts when the worker takes the job, so a new
+  worker's imports do not count against it; a worker that has not taken
+  its job ``STARTUP_S`` seconds after the time-out would have ended it is
+  replaced too (a hung import).
 * :class:`RayPool` (``backend='ray'``): one Ray task per job on an existing
   cluster (``address``) or a local one; a task that raises, whose worker
   dies, or that outlives the time-out (cancelled with ``force=True``) is
@@ -34,6 +37,11 @@ from typing import Any, Dict, List, Optional
 from dropgraph_jax.search import proxy
 
 BACKENDS = ("inline", "local", "ray")
+# A spawned worker imports JAX and the proxy before it takes its first job
+# (~5-10 s on a loaded 2-core machine): this much on top of the job's
+# time-out is allowed for it.
+STARTUP_S = 60.0
+TAKEN = "taken"  # a worker's message: the job's clock starts now
 
 
 @dataclasses.dataclass
@@ -97,6 +105,7 @@ def _worker_main(proxy_config, conn) -> None:
     group = conn.recv()
     if group is None:
       return
+    conn.send(TAKEN)
     conn.send([dataclasses.asdict(r) for r in _run(proxy_config, group)])
 
 
@@ -120,7 +129,8 @@ class ProcessPool:
                             args=(self.proxy_config, child), daemon=True)
     proc.start()
     child.close()
-    return {"proc": proc, "conn": parent, "job": None, "since": 0.0}
+    return {"proc": proc, "conn": parent, "job": None, "since": 0.0,
+            "taken": False}
 
   def free_slots(self) -> int:
     return sum(w["job"] is None for w in self.workers)
@@ -129,7 +139,7 @@ class ProcessPool:
     for w in self.workers:
       if w["job"] is None:
         w["conn"].send(group)
-        w["job"], w["since"] = group, time.time()
+        w["job"], w["since"], w["taken"] = group, time.time(), False
         return
     raise RuntimeError("ProcessPool.submit: no free worker.")
 
@@ -141,6 +151,10 @@ class ProcessPool:
     w["conn"].close()
     self.workers[i] = self._start()
     return _failed(w["job"], why, time.time() - w["since"])
+
+  def _overdue(self, w: Dict[str, Any]) -> bool:
+    allowed = self.timeout + (0.0 if w["taken"] else STARTUP_S)
+    return bool(self.timeout) and time.time() - w["since"] > allowed
 
   def poll(self, timeout_s: float) -> List[JobResult]:
     """Waits up to ``timeout_s`` for results; reports crashes, time-outs."""
@@ -156,14 +170,19 @@ class ProcessPool:
           except (EOFError, OSError):
             results += self._replace(i, "worker died")
             continue
+          if data == TAKEN:
+            w["since"], w["taken"] = time.time(), True
+            continue
           results += [JobResult(**d) for d in data]
           w["job"] = None
         elif not w["proc"].is_alive():
           results += self._replace(
               i, f"worker died (exit code {w['proc'].exitcode})")
-        elif self.timeout and time.time() - w["since"] > self.timeout:
+        elif self._overdue(w):
           results += self._replace(
-              i, f"timed out after {self.timeout:.0f} s")
+              i, f"timed out after {self.timeout:.0f} s" if w["taken"] else
+              f"did not start the job within {self.timeout + STARTUP_S:.0f}"
+              " s of its submission")
       if results or time.time() >= deadline:
         return results
       time.sleep(0.05)
