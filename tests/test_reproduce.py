@@ -84,10 +84,14 @@ def test_monuseg_reproduction_runs_end_to_end_on_tiny_data(tmp_path):
   monuseg_segmentation.main([
       "--data", data, "--models", "unet", "--regularizers", "none,dropgraph",
       "--patch", "32", "--image-size", "32", "--width", "4", "--epochs",
-      "1", "--batch", "8",
+      "1", "--batch", "8", "--augment", "none",
       "--seeds", "0,1", "--workdir", str(tmp_path / "runs"),
       "--out", str(out)])
   text = out.read_text()
+  assert "no augmentation" in text
+  config = json.loads((tmp_path / "runs" / "unet_none" / "seed0" /
+                       "config.json").read_text())
+  assert config["augment"] == "none"
   assert "| unet dropgraph |" in text and "68.5 / 81.4" in text
   assert "unet dropgraph vs unet none" in text
   assert (tmp_path / "table_examples.png").stat().st_size > 1000
