@@ -167,12 +167,11 @@ def test_eval_output_is_independent_of_the_policy(name):
   x, _ = _inputs(name)
   with_policy = get_model(name, policy=_policy_for(name))
   plain = get_model(name)
-  variables = with_policy.init({"params": jax.random.key(1),
-                                "dropout": jax.random.key(2)}, x,
-                               train=False)
-  a, _ = _apply(with_policy, variables, x, False)
+  variables = _init(with_policy, x)
+  # Each forward pass compiled whole (eagerly, op by op, is slower).
+  a, _ = jax.jit(lambda v: _apply(with_policy, v, x, False))(variables)
   stripped = dict(variables, params=strip_graph_params(variables["params"]))
-  b, _ = _apply(plain, stripped, x, False)
+  b, _ = jax.jit(lambda v: _apply(plain, v, x, False))(stripped)
   np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
@@ -183,7 +182,8 @@ def test_bfloat16_compute_with_float32_params(name):
   variables = _init(model, x)
   assert all(p.dtype == jnp.float32
              for p in jax.tree.leaves(variables["params"]))
-  logits, _ = _apply(model, variables, x, True, jax.random.key(4))
+  logits, _ = jax.jit(lambda v, k: _apply(model, v, x, True, k))(
+      variables, jax.random.key(4))
   assert logits.dtype == jnp.float32
   assert np.isfinite(np.asarray(logits)).all()
 
