@@ -464,8 +464,8 @@ def test_entropy_gradient_is_finite_with_masked_choices():
                               n_layer=1, n_head=2, d_ff=32)
   params = ctrl.init(cfg, jax.random.key(0))
   tokens, _ = ctrl.sample(cfg, params, jax.random.key(1), 8)
-  value, grads = jax.value_and_grad(
-      lambda p: ctrl.entropy(cfg, p, tokens))(params)
+  value, grads = jax.jit(jax.value_and_grad(
+      lambda p: ctrl.entropy(cfg, p, tokens)))(params)
   assert np.isfinite(float(value)) and float(value) > 0
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 

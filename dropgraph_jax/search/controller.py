@@ -97,7 +97,9 @@ class Controller(nn.Module):
 
 def init(cfg: ControllerConfig, key) -> dict:
   tokens = jnp.zeros((1, len(cfg.vocab_sizes)), jnp.int32)
-  return Controller(cfg).init(key, tokens)["params"]
+  # One compiled program: run op by op, a 1-layer controller's init took
+  # 5.7 s on a 2-core CPU.
+  return jax.jit(lambda k: Controller(cfg).init(k, tokens)["params"])(key)
 
 
 def log_prob(cfg: ControllerConfig, params, tokens) -> jax.Array:
