@@ -101,11 +101,15 @@ def test_memory_is_carried_between_steps_and_reset_each_epoch(tmp_path):
 def test_zero_memory_with_mem_valid_zero_equals_no_memory():
   model = get_model("transformer_xl_tiny")
   tokens = jax.random.randint(jax.random.key(0), (2, 12), 0, 97)
-  variables = model.init(jax.random.key(1), tokens, train=False)
-  plain, _ = model.apply(variables, tokens, train=False)
+  # Compiled whole (op by op is slower).
+  variables = jax.jit(lambda k: model.init(k, tokens, train=False))(
+      jax.random.key(1))
+  plain, _ = jax.jit(lambda v: model.apply(v, tokens, train=False))(
+      variables)
   zeros = model.initial_mems(2, 12)
-  masked, _ = model.apply(variables, tokens, train=False, mems=zeros,
-                          mem_valid=jnp.int32(0))
+  masked, _ = jax.jit(lambda v, m: model.apply(
+      v, tokens, train=False, mems=m, mem_valid=jnp.int32(0)))(
+          variables, zeros)
   np.testing.assert_allclose(np.asarray(plain), np.asarray(masked),
                              rtol=1e-5, atol=1e-5)
 

@@ -82,16 +82,19 @@ def test_decoder_is_causal_and_padding_is_invisible():
   model = _tiny()
   src = jnp.array([[5, 6, 7, 3, 0, 0]])
   tgt = jnp.array([[2, 8, 9, 10]])
-  v = model.init(jax.random.key(0), src, tgt, train=False)
-  base = model.apply(v, src, tgt, train=False)
-  later = model.apply(v, src, tgt.at[0, 2].set(11), train=False)
+  # Compiled whole (op by op is slower).
+  v = jax.jit(lambda k: model.init(k, src, tgt, train=False))(
+      jax.random.key(0))
+  forward = jax.jit(lambda s, t: model.apply(v, s, t, train=False))
+  base = forward(src, tgt)
+  later = forward(src, tgt.at[0, 2].set(11))
   np.testing.assert_allclose(base[0, :2], later[0, :2], atol=1e-6)
   assert not np.allclose(base[0, 2:], later[0, 2:])
-  longer = model.apply(v, jnp.pad(src, ((0, 0), (0, 3))), tgt, train=False)
+  longer = forward(jnp.pad(src, ((0, 0), (0, 3))), tgt)
   np.testing.assert_allclose(base, longer, atol=1e-5)
-  memory, mask = model.apply(v, src, method="encode")
-  np.testing.assert_allclose(model.apply(v, memory, mask, tgt,
-                                         method="decode"), base, atol=1e-6)
+  memory, mask = jax.jit(lambda s: model.apply(v, s, method="encode"))(src)
+  decoded = jax.jit(lambda m, k, t: model.apply(v, m, k, t, method="decode"))
+  np.testing.assert_allclose(decoded(memory, mask, tgt), base, atol=1e-6)
   assert model_kind("transformer_seq2seq_tiny") == "translation"
 
 
