@@ -64,12 +64,15 @@ from experiments.bench_models import make_step
 FULL = {"model": "resnet50", "image": 224, "batch": 256, "repeats": 20,
         "op_shapes": ((256, 28, 28, 512), (256, 14, 14, 1024)),
         "proxy_model": "wrn28_2", "proxy_images": 2560, "proxy_steps": 40,
-        "children": 16, "block": 7,
+        "children": 16, "block": 7, "search_sites": r"/bn\d$",
         "pattern": dict(height=3, width=3, stride_h=4, stride_w=4,
                         repeats_h=2, repeats_w=2, rotate=15.0, prob=0.1)}
 SMOKE = {"model": "resnet_tiny", "image": 32, "batch": 4, "repeats": 2,
          "op_shapes": ((4, 8, 8, 16),), "proxy_model": "resnet_tiny",
          "proxy_images": 60, "proxy_steps": 2, "children": 2, "block": 3,
+         # Two sites, not every batch norm: the smoke run checks that the
+         # rows run; each site's pattern adds to the three compiles.
+         "search_sites": r"^stage[12]/block0/bn1$",
          "pattern": dict(height=2, width=2, stride_h=2, stride_w=2,
                          rotate=15.0, prob=0.1)}
 POLICIES = ("drop_path", "drop_block", "disout", "dropgraph", "autodropout")
@@ -297,7 +300,7 @@ def search_rows(cfg, rec: Recorder) -> None:
         "model": cfg["proxy_model"], "steps": cfg["proxy_steps"],
         "batch_size": 32, "augment": "crop_flip", "seed": 0})
   space = space_lib.conv_space_for(site_shapes(
-      get_model(cfg["proxy_model"]), (1, 32, 32, 3)), r"/bn\d$")
+      get_model(cfg["proxy_model"]), (1, 32, 32, 3)), cfg["search_sites"])
   policies = [space.decode(space_lib.random_tokens(
       space, np.random.default_rng([0, i]))) for i in range(cfg["children"])]
   modes = {
