@@ -74,7 +74,8 @@ def test_the_teacher_is_the_student_without_its_regularizer(spec):
   student = get_model("resnet_tiny", policy=Policy(
       {s: spec for s in sites if s.startswith("stage3/block0/relu")}))
   teacher = get_model("resnet_tiny")
-  variables = student.init(jax.random.key(1), x, train=False)
+  variables = jax.jit(lambda k: student.init(k, x, train=False))(
+      jax.random.key(1))
   variables = {k: v for k, v in variables.items() if k != "sites"}
   view = uda.teacher_view(teacher, (1, 16, 16, 3))(variables)
   # A regularizer's own weights (DropGraph's graph) are left out.
@@ -82,9 +83,10 @@ def test_the_teacher_is_the_student_without_its_regularizer(spec):
   assert (len(jax.tree.leaves(view)) < len(jax.tree.leaves(variables))) == (
       isinstance(spec, RegularizerSpec))
 
-  def run(model, v, train):
-    return model.apply(v, x, train=train, rngs={"dropout": jax.random.key(2)},
-                       mutable=["batch_stats"])[0]
+  def run(model, v, train):  # compiled whole (op by op is slower)
+    return jax.jit(lambda v: model.apply(
+        v, x, train=train, rngs={"dropout": jax.random.key(2)},
+        mutable=["batch_stats"])[0])(v)
   # In eval mode the regularizer is off in both: the same function.
   chex.assert_trees_all_close(run(teacher, view, False),
                               run(student, variables, False), rtol=1e-5,
