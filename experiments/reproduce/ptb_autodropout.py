@@ -93,7 +93,8 @@ def main():
              "Paper column: valid / test perplexity after 300,000 steps.",
              args.out, scale=1.0, extra={"test_perplexity": "test perplexity",
                     "train_eval_perplexity": "train perplexity (eval mode, "
-                    "first len(valid) tokens)"})
+                    "first len(valid) tokens)"},
+             pairs=[(n, "variational_dropout") for n in names[1:]])
 
 
 if __name__ == "__main__":
