@@ -262,8 +262,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        donate_argnums=0)
   eval_step = jax.jit(eval_step)
 
-  def evaluate(split, params):
-    return evaluate_lm(eval_step, params, model, corpus.splits[split],
+  def evaluate(ids, params):
+    return evaluate_lm(eval_step, params, model, ids,
                        config.eval_batch_size, config.seq_len, rows)
 
   run_log = RunLog(workdir, total_steps, start_step, config)
@@ -306,7 +306,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       checkpointing.save(mngr, done, state,
                          _position(done, segments_per_epoch), config=record)
       if eval_every and done % eval_every == 0 and done != total_steps:
-        scores = evaluate("valid", state.params)
+        scores = evaluate(corpus.splits["valid"], state.params)
         run_log.scalars(done, {f"valid/{k}": v for k, v in scores.items()})
       if config.preempt_at_step and done == config.preempt_at_step:
         mngr.wait_until_finished()
@@ -317,14 +317,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     mngr.wait_until_finished()
   finally:
     mngr.close()
-  valid = evaluate("valid", state.params)
-  test = evaluate("test", state.params)
+  valid = evaluate(corpus.splits["valid"], state.params)
+  test = evaluate(corpus.splits["test"], state.params)
   # Eval-mode perplexity on the training split's head (as many tokens as
   # validation) says whether the model could overfit at all.
-  train_eval = evaluate_lm(
-      eval_step, state.params, model,
-      corpus.splits["train"][:len(corpus.splits["valid"])],
-      config.eval_batch_size, config.seq_len, rows)
+  train_eval = evaluate(
+      corpus.splits["train"][:len(corpus.splits["valid"])], state.params)
   run_log.scalars(total_steps, {
       **{f"valid/{k}": v for k, v in valid.items()},
       **{f"test/{k}": v for k, v in test.items()},
