@@ -128,3 +128,4 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   pixels = np.stack([np.asarray(Image.open(p)) for p in masked])
   assert 0 < float((pixels.sum(-1) == 0).mean()) < 1  # some masked out
   assert "| dropout |" in out.read_text()
+  assert "resnet_tiny test accuracy %" in out.read_text()  # --model named

@@ -119,9 +119,9 @@ def main(argv=None):
   results = grid.run_grid(variants, seeds, args.workdir, "test_accuracy")
   names = list(variants)
   pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-  grid.table(f"Grad-CAM masked CIFAR-10 (Table 7), ResNet-56, "
+  grid.table(f"Grad-CAM masked CIFAR-10 (Table 7), {args.model}, "
              f"{args.epochs:g} epochs, {args.train_examples} training images",
-             results, "test_accuracy", "ResNet-56 test accuracy %", PAPER,
+             results, "test_accuracy", f"{args.model} test accuracy %", PAPER,
              "Paper column: Table 7, ResNet-56 on masked CIFAR-10.",
              args.out, extra={"train_eval_accuracy":
                               "train accuracy, eval mode %"}, pairs=pairs)
