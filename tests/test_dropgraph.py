@@ -13,6 +13,7 @@ import dropgraph_jax as dg
 from dropgraph_jax import layers
 from dropgraph_jax.regularizers import block_mask
 from dropgraph_jax.regularizers import dropgraph as pg
+from dropgraph_jax.regularizers import dropgraph_generators as generators
 
 SHAPE = (4, 12, 12, 16)
 
@@ -160,7 +161,7 @@ def test_conv_generator_matches_lax_conv_at_vertices():
   x = _x((2, 10, 11, 8))
   params = _params((2, 10, 11, 8), generator="dilated_conv")
   _, positions = pg.sample_vertices(jax.random.key(0), x, 22)
-  got = pg._conv_at_vertices(x, positions, params, dilation=3)
+  got = generators._conv_at_vertices(x, positions, params, dilation=3)
   hidden = jax.nn.relu(jax.lax.conv_general_dilated(
       x, params["graph_conv_w1"], (1, 1), "SAME", rhs_dilation=(3, 3),
       dimension_numbers=("NHWC", "HWIO", "NHWC")))
@@ -177,7 +178,7 @@ def test_pooling_folded_into_gcn_equals_pooling_its_output():
   h1 = jax.nn.relu(a @ v @ params["graph_w_in"])
   h2 = h1 + jax.nn.relu(a @ h1 @ params["graph_w_mid"])
   d_full = a @ h2 @ params["graph_w_out"]  # (N, K, C) as the paper writes it
-  np.testing.assert_allclose(pg._gcn(a, v, params), d_full.mean(-1),
+  np.testing.assert_allclose(generators._gcn(a, v, params), d_full.mean(-1),
                              rtol=1e-4, atol=1e-6)
 
 

@@ -7,7 +7,7 @@ The paper's preliminary study, before DropGraph proper: for an NHWC map X,
      or 'top' (the K positions with the largest mean absolute activation
      over channels, "the top absolute activations");
   2. A: the dissimilarity adjacency of Eq. 6 over V (as DropGraph's
-     default, :func:`dropgraph.adjacency_matrix`);
+     default, :func:`dropgraph_generators.adjacency_matrix`);
   3. Eq. 3-4: f(X) = (X \\ V) U (A V W): the sampled vectors are replaced
      by one graph-convolution layer's output A V W (W a (C, C) weight),
      every other position kept. There is no block mask and no rescaling.
