@@ -14,7 +14,7 @@ PyG). Train ``range(len(y))``, val the next 500, test the index. Real Cora:
 2,708 nodes, 1,433 features, 7 classes; 10,858 list entries (302 repeats, no
 self loops) give 10,556 directed = 5,278 undirected edges (as PyG); 140 / 500
 / 1,000. The unpickler resolves only the numpy, scipy.sparse (old and new
-paths) and builtin names of ``_ALLOWED``; any other global (``os.system`` in
+paths) and builtin names of :mod:`safe_pickle`; any other global (``os.system`` in
 a crafted ``__reduce__``) raises ``ValueError`` before anything runs.
 
 TU Dortmund (Morris et al. 2020), in ``root`` or ``root/NAME``: ``NAME_A``
@@ -33,21 +33,19 @@ reference embeds one shared index: a constant 1 here), ``node-label`` (NaN
 
 from __future__ import annotations
 
-import codecs
-import collections
 import dataclasses
 import functools
 import gzip
-import itertools
 import os
-import pickle
 import warnings
 import zlib
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
+
+from dropgraph_jax.data import safe_pickle
 
 SPLITS = ("train", "valid", "test")
 _PLANETOID = ("x", "y", "tx", "ty", "allx", "ally", "graph", "test.index")
@@ -109,58 +107,10 @@ def _symmetrize(edges: np.ndarray, num_nodes: int, what: str):
   return s[by].astype(np.int32), r[by].astype(np.int32), np.tile(first, 2)[by]
 
 
-class _RefusedPickle(ValueError):
-  """A pickle names a global outside ``_ALLOWED``."""
-
-
-def _allowed_globals() -> Dict[Tuple[str, str], Any]:
-  """(module, name) -> object, in every spelling old and new files use."""
-  table: Dict[Tuple[str, str], Any] = {
-      ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
-      ("collections", "defaultdict"): collections.defaultdict,
-      ("_codecs", "encode"): codecs.encode}  # bytes in Python-3 protocol 2
-  for c in ("numpy.core", "numpy._core"):  # numpy 1 and 2
-    table[(f"{c}.multiarray", "_reconstruct")] = np.empty(0).__reduce__()[0]
-    table[(f"{c}.multiarray", "scalar")] = np.float64(0).__reduce__()[0]
-    table[(f"{c}.numeric", "_frombuffer")] = np.ones(1).__reduce_ex__(5)[0]
-  for f, kind in itertools.product(("csr", "csc", "coo"), ("matrix", "array")):
-    for module in ("", f".{f}", f"._{f}"):  # public, scipy < 1.8, >= 1.8
-      table[(f"scipy.sparse{module}", f"{f}_{kind}")] = getattr(
-          sparse, f"{f}_{kind}")
-  for module in ("__builtin__", "builtins"):  # Python 2 and 3
-    for cls in (list, dict, set, frozenset, tuple, int, float, bool, complex):
-      table[(module, cls.__name__)] = cls
-  return table
-
-
-_ALLOWED = _allowed_globals()
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-  """Resolves only ``_ALLOWED`` globals (latin-1 for Python-2 strings)."""
-
-  def find_class(self, module: str, name: str):
-    if (module, name) not in _ALLOWED:
-      raise _RefusedPickle(
-          f"refusing to unpickle {module}.{name} from {self.path!r}: only "
-          "numpy/scipy/builtin types are allowed (a Planetoid file holds "
-          "nothing else; get the file again from tkipf/gcn).")
-    return _ALLOWED[(module, name)]
-
-
 def _unpickle(path: str):
-  try:
-    with open(path, "rb") as f:
-      unpickler = _RestrictedUnpickler(f, encoding="latin1")
-      unpickler.path = path  # for the refusal message
-      return unpickler.load()
-  except _RefusedPickle:
-    raise
-  except Exception as e:  # missing, or garbage failing in one of many ways
-    kind = type(e).__name__
-    raise ValueError(f"load_planetoid: cannot read {path!r} ({kind}: {e}); "
-                     "root must hold whole ind.NAME.{x,y,tx,ty,allx,ally,"
-                     "graph,test.index} files of tkipf/gcn.") from None
+  return safe_pickle.load(
+      path, "load_planetoid", "root must hold whole ind.NAME.{x,y,tx,ty,"
+      "allx,ally,graph,test.index} files of tkipf/gcn.")
 
 
 def _dense(obj, path: str) -> np.ndarray:
