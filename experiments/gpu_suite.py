@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import re
 import sys
 import tempfile
 import time
 import traceback
-from typing import Callable, Dict, List
+from typing import Callable, Dict
 
 import flax.linen as nn
 import jax
@@ -76,37 +75,6 @@ SMOKE = {"model": "resnet_tiny", "image": 32, "batch": 4, "repeats": 2,
          "pattern": dict(height=2, width=2, stride_h=2, stride_w=2,
                          rotate=15.0, prob=0.1)}
 POLICIES = ("drop_path", "drop_block", "disout", "dropgraph", "autodropout")
-
-
-class Recorder:
-  """Appends each row to ``<stem>.md`` and ``<stem>.json`` at once."""
-
-  def __init__(self, stem: str, title: str, command_line: str):
-    self.md, self.json = stem + ".md", stem + ".json"
-    self.command = command_line
-    self.rows: List[dict] = []
-    self.section = None
-    with open(self.md, "w") as f:
-      f.write("\n".join(report.header(title, command_line)) + "\n")
-    self._dump()
-
-  def _dump(self):
-    with open(self.json, "w") as f:
-      json.dump({"command": self.command,
-                 "device": jax.devices()[0].device_kind,
-                 "jax": jax.__version__, "rows": self.rows}, f, indent=1)
-
-  def row(self, section: str, columns: Dict[str, str], **values):
-    """One Markdown row under ``section``'s header and one JSON record."""
-    with open(self.md, "a") as f:
-      if section != self.section:
-        f.write(f"\n## {section}\n\n| {' | '.join(columns)} |\n"
-                f"|{'---|' * len(columns)}\n")
-        self.section = section
-      f.write("| " + " | ".join(columns.values()) + " |\n")
-    self.rows.append({"section": section, **values})
-    self._dump()
-    print(section, " | ".join(columns.values()), flush=True)
 
 
 def median_time(fn: Callable, repeats: int) -> float:
@@ -190,7 +158,7 @@ def _model_columns(name, t, ratio, peak, batch) -> Dict[str, str]:
                                 f"{peak / 2**20:.0f}")}
 
 
-def model_rows(cfg, rec: Recorder) -> None:
+def model_rows(cfg, rec: report.Recorder) -> None:
   cols = _model_columns
   base = Step(cfg, "none")
   t_none = median_time(base, cfg["repeats"])
@@ -243,7 +211,7 @@ def op_fns(shape, block: int) -> Dict[str, Callable]:
   }
 
 
-def op_rows(cfg, rec: Recorder) -> None:
+def op_rows(cfg, rec: report.Recorder) -> None:
   for shape in cfg["op_shapes"]:
     x = jax.random.normal(jax.random.key(0), shape, jnp.bfloat16)
     g = jnp.ones_like(x)
@@ -259,7 +227,7 @@ def op_rows(cfg, rec: Recorder) -> None:
               shape=list(shape), op=name, seconds=t, ratio=t / floor)
 
 
-def rng_rows(cfg, rec: Recorder) -> None:
+def rng_rows(cfg, rec: report.Recorder) -> None:
   shape = cfg["op_shapes"][0]
   x = jax.random.normal(jax.random.key(0), shape, jnp.bfloat16)
   keys = {"hash (ours, default)": ("hash", jax.random.key(1)),
@@ -288,7 +256,7 @@ def _fake_cifar(root: str, count: int) -> str:
   return root
 
 
-def search_rows(cfg, rec: Recorder) -> None:
+def search_rows(cfg, rec: report.Recorder) -> None:
   # Imported here: the proxy needs the [train] extra (grain, TFDS, clu),
   # which an accelerator image may lack; the other sections need only the
   # core library.
@@ -327,7 +295,7 @@ def search_rows(cfg, rec: Recorder) -> None:
             children_per_hour=per_hour)
 
 
-def eval_rows(cfg, rec: Recorder) -> None:
+def eval_rows(cfg, rec: report.Recorder) -> None:
   shape = (2, cfg["image"], cfg["image"], 3)
   sites = list_sites(get_model(cfg["model"]), shape)
   x = jnp.zeros(shape)
@@ -349,7 +317,7 @@ def eval_rows(cfg, rec: Recorder) -> None:
             policy=name, identical=same)
 
 
-def profile_rows(cfg, rec: Recorder) -> None:
+def profile_rows(cfg, rec: report.Recorder) -> None:
   from experiments import profile_step  # here: that module imports this one
   profile_step.suite_rows(cfg, rec)
 
@@ -376,8 +344,8 @@ def main(argv=None) -> str:
   os.makedirs(args.out_dir, exist_ok=True)
   command_line = " ".join(["python -m experiments.gpu_suite",
                            *(sys.argv[1:] if argv is None else argv)])
-  rec = Recorder(stem, "Accelerator suite" + (" (smoke sizes)" if args.smoke
-                                              else ""), command_line)
+  title = "Accelerator suite" + (" (smoke sizes)" if args.smoke else "")
+  rec = report.Recorder(stem, title, command_line)
   for name in args.sections.split(","):
     if name not in SECTIONS:
       raise SystemExit(f"--sections: unknown section {name!r}; choose from "
@@ -386,7 +354,7 @@ def main(argv=None) -> str:
   return stem
 
 
-def run_section(name: str, cfg, rec: Recorder) -> None:
+def run_section(name: str, cfg, rec: report.Recorder) -> None:
   """One section; a failure is written as a row and the next one runs, so
   a one-shot accelerator lease still returns every section that works."""
   try:

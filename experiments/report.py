@@ -1,10 +1,12 @@
-"""Header and output file of the benchmark reports in this folder."""
+"""Header and output files of the benchmark reports in this folder."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import sys
+from typing import Dict, List
 
 import jax
 
@@ -44,3 +46,34 @@ def emit(lines: list, out: str) -> None:
     os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
     with open(out, "w") as f:
       f.write(text + "\n")
+
+
+class Recorder:
+  """Appends each row to ``<stem>.md`` and ``<stem>.json`` at once."""
+
+  def __init__(self, stem: str, title: str, command_line: str):
+    self.md, self.json = stem + ".md", stem + ".json"
+    self.command = command_line
+    self.rows: List[dict] = []
+    self.section = None
+    with open(self.md, "w") as f:
+      f.write("\n".join(header(title, command_line)) + "\n")
+    self._dump()
+
+  def _dump(self):
+    with open(self.json, "w") as f:
+      json.dump({"command": self.command,
+                 "device": jax.devices()[0].device_kind,
+                 "jax": jax.__version__, "rows": self.rows}, f, indent=1)
+
+  def row(self, section: str, columns: Dict[str, str], **values):
+    """One Markdown row under ``section``'s header and one JSON record."""
+    with open(self.md, "a") as f:
+      if section != self.section:
+        f.write(f"\n## {section}\n\n| {' | '.join(columns)} |\n"
+                f"|{'---|' * len(columns)}\n")
+        self.section = section
+      f.write("| " + " | ".join(columns.values()) + " |\n")
+    self.rows.append({"section": section, **values})
+    self._dump()
+    print(section, " | ".join(columns.values()), flush=True)
