@@ -11,6 +11,7 @@ from dropgraph_jax.analysis import curves, gradcam
 from dropgraph_jax.models import get_model
 
 
+@pytest.mark.slow
 def test_gradcam_of_a_pooled_linear_head_is_the_class_activation_map():
   # With logits = head(mean(A)), the gradient is W[:, c] / (H W) at every
   # pixel, so Grad-CAM is relu(A @ W[:, c]) scaled to [0, 1] (CAM).

@@ -17,6 +17,7 @@ def _failures(cases):
   return out
 
 
+@pytest.mark.slow
 def test_library_policy_search_and_cli_inputs(tmp_path):
   cases = bad_inputs.all_cases(str(tmp_path), trainers=False)
   assert len(cases) > 180

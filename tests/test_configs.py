@@ -45,6 +45,7 @@ def test_every_config_parses_and_names_existing_models_and_regularizers():
 
 
 
+@pytest.mark.slow
 def test_every_config_places_its_regularizer_on_sites_of_its_model():
   from dropgraph_jax.models import example_shape, model_kind
   checked = 0
@@ -85,6 +86,7 @@ def test_paper_configs_use_the_references_schedule_and_disout_settings():
 
 
 
+@pytest.mark.slow
 def test_table1_configs_build_their_models_and_regularizers():
   import jax
   import jax.numpy as jnp

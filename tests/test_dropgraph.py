@@ -320,6 +320,7 @@ def test_inference_program_identical_to_model_without_dropgraph():
   assert ops(with_dg, variables) == ops(plain, ref_vars)
 
 
+@pytest.mark.slow
 def test_linen_module_trains_its_weights_in_a_model():
   x = _x((2, 8, 8, 8))
   model = _Block(True)

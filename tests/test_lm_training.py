@@ -98,6 +98,7 @@ def test_memory_is_carried_between_steps_and_reset_each_epoch(tmp_path):
   assert all(float(jnp.abs(m[:, -6:]).sum()) > 0 for m in state.mems)
 
 
+@pytest.mark.slow
 def test_zero_memory_with_mem_valid_zero_equals_no_memory():
   model = get_model("transformer_xl_tiny")
   tokens = jax.random.randint(jax.random.key(0), (2, 12), 0, 97)
@@ -156,6 +157,7 @@ def test_autodropout_paper_policy_has_the_reported_shapes():
   assert built.sites["embeddings"].options["rate"] == 0.2
 
 
+@pytest.mark.slow
 def test_a_zero_rate_site_is_the_identity_under_a_traced_rate_factor():
   """Regression: a rate-0 site used to become a traced rate 0 * factor and
   fail with 'key is required' (a variational config with one rate at 0)."""

@@ -157,9 +157,10 @@ def test_tiny_model_takes_one_training_step_with_a_policy(name):
   assert any(jax.tree.leaves(changed))
 
 
-# EfficientNet's compile alone is 10 s: its case runs in the slow tier.
-TINY_EVAL = [pytest.param(n, marks=pytest.mark.slow)
-             if n.startswith("efficientnet") else n for n in TINY]
+# Two passes of a whole network each: the fast tier keeps one image and
+# one token model, the slow tier runs every family.
+TINY_EVAL = [n if n in ("resnet_tiny", "transformer_xl_tiny") else
+             pytest.param(n, marks=pytest.mark.slow) for n in TINY]
 
 
 @pytest.mark.parametrize("name", TINY_EVAL)
@@ -217,6 +218,7 @@ def test_transformer_xl_memory_equals_full_context():
   assert all(float(jnp.abs(g).sum()) == 0 for g in grad)
 
 
+@pytest.mark.slow
 def test_transformer_xl_is_causal():
   model = get_model("transformer_xl_tiny")
   tokens = jax.random.randint(jax.random.key(0), (1, 12), 0, 97)
@@ -254,6 +256,7 @@ def test_paper_placement_on_resnet50():
     paper_policy(sites, spec, placement="everywhere")
 
 
+@pytest.mark.slow
 def test_bad_input_errors():
   with pytest.raises(ValueError, match="Unknown model 'resnet51'.*resnet50"):
     get_model("resnet51")
@@ -273,6 +276,7 @@ def test_bad_input_errors():
     txl.init(jax.random.key(0), jnp.zeros((1, 5)), train=False)
 
 
+@pytest.mark.slow
 def test_residual_pattern_also_covers_the_shortcut_unless_named():
   x, _ = _inputs("resnet_tiny")
   pattern = ConvPattern(height=3, width=3, share_c=False)

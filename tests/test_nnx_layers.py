@@ -67,6 +67,7 @@ def test_missing_rngs_and_a_rngs_passed_as_key_get_clear_errors():
     dnn.Dropout(1.5)
 
 
+@pytest.mark.slow
 def test_model_eval_flips_every_regularizer_and_matches_no_regularizer():
   model = Net(nnx.Rngs(params=0, dropout=1))
   model.eval()
@@ -76,6 +77,7 @@ def test_model_eval_flips_every_regularizer_and_matches_no_regularizer():
   assert not np.array_equal(model(X), plain)
 
 
+@pytest.mark.slow
 def test_graph_weights_get_their_own_optimizer_and_are_stripped_for_export():
   model = Net(nnx.Rngs(params=0, dropout=1))
   backbone = nnx.All(nnx.Param, nnx.Not(dnn.GraphParam))

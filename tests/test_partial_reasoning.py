@@ -94,6 +94,7 @@ def test_the_registry_form_ramps_and_equals_eq4_at_a_static_rate():
       np.asarray(jnp.any(paper != x, axis=-1)).reshape(2, 64)[0]))
 
 
+@pytest.mark.slow
 def test_a_policy_places_it_at_model_sites_kept_at_inference_if_asked():
   from dropgraph_jax.models import get_model
   from dropgraph_jax.patterns import Policy, RegularizerSpec

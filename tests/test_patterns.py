@@ -317,6 +317,7 @@ def test_policy_bad_json_names_field_and_value(bad, match):
     Policy.from_json("{not json")
 
 
+@pytest.mark.slow
 def test_apply_spec_dispatches_every_kind():
   key = jax.random.key(0)
   x = jnp.ones((2, 16, 16, 4))

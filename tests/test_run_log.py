@@ -8,10 +8,12 @@ import sys
 import textwrap
 
 import jax
+import pytest
 
 from dropgraph_jax.training import run_log
 
 
+@pytest.mark.slow
 def test_process_zero_writes_the_log_and_tensorboard(tmp_path):
   log = run_log.RunLog(str(tmp_path), total_steps=4)
   log.scalars(2, {"train/loss": 1.5})

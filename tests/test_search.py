@@ -84,6 +84,7 @@ def test_reinforce_gradient_matches_a_hand_computed_case():
   assert reinforce.update_baseline(2.0, [4.0], 0.5) == 3.0
 
 
+@pytest.mark.slow
 def test_controller_samples_valid_tokens_with_their_log_probs():
   cfg = ctrl.ControllerConfig(vocab_sizes=(3, 1, 5, 2), d_model=16,
                               n_layer=1, n_head=2, d_ff=16)
@@ -207,6 +208,7 @@ def test_spaces_decode_to_the_papers_patterns():
     tspace.decode([99] + [0] * 23)
 
 
+@pytest.mark.slow
 def test_bad_search_input_is_refused_before_any_job(tmp_path):
   with pytest.raises(ValueError, match="larger than the capacity"):
     run.run_search(_search_config(**{"search.minibatch": 9,
@@ -308,6 +310,7 @@ def test_entropy_gradient_is_finite_with_masked_choices():
   assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
 
 
+@pytest.mark.slow
 def test_a_nan_controller_update_stops_the_search(tmp_path, monkeypatch):
   config = _search_config(**{"search.learning_rate": float("nan"),
                              "search.num_jobs": 12})

@@ -52,6 +52,7 @@ def test_metrics_match_a_hand_computed_confusion_matrix():
   assert int(masked.sum()) == 4
 
 
+@pytest.mark.slow
 def test_unets_have_sites_and_the_paper_placement():
   for name in ("unet_tiny", "attention_unet_tiny"):
     assert model_kind(name) == "segmentation"
@@ -148,6 +149,7 @@ def test_voc_reader_crops_for_training_and_pads_for_evaluation(tmp_path):
                                2))
 
 
+@pytest.mark.slow
 def test_fcn_and_deeplab_keep_the_resnet_sites_and_placement():
   from dropgraph_jax.models import resnet as resnet_lib
   from dropgraph_jax.models.sites import site_shapes

@@ -135,6 +135,7 @@ def _table_logits(table):
   return logits_fn
 
 
+@pytest.mark.slow
 def test_beam_search_finds_what_greedy_misses():
   # Tokens: 0 pad, 1 bos, 2 eos, 3 'a', 4 'b'. From bos, 'a' (0.6) beats
   # 'b' (0.4); but 'a' then spreads out while 'b' -> eos is certain.

@@ -32,6 +32,7 @@ def test_tsa_thresholds_run_from_one_over_k_to_one():
       0.55)
 
 
+@pytest.mark.slow
 def test_annealing_drops_confident_labelled_examples_from_the_loss():
   logits = jnp.array([[5.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
   labels = jnp.array([0, 0, 0])  # p(correct) = 0.993, 0.5, 0.047
@@ -68,6 +69,7 @@ def test_consistency_is_the_masked_kl_to_the_sharpened_target():
                                                "clip_block_size": True}),
                  marks=pytest.mark.slow),
     ConvPattern(height=2, width=2, stride_h=2, stride_w=2, prob=0.3)])
+@pytest.mark.slow
 def test_the_teacher_is_the_student_without_its_regularizer(spec):
   x = jax.random.normal(jax.random.key(0), (4, 16, 16, 3))
   sites = list_sites(get_model("resnet_tiny"), x.shape)
