@@ -120,7 +120,8 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   out = tmp_path / "table.md"
   gradcam_masking.main([
       "--backbone", f"dropout={tmp_path / 'backbone'}", "--train-examples",
-      "8", "--model", "resnet_tiny", "--epochs", "1", "--batch", "8",
+      "8", "--model", "resnet_tiny", "--width", "4", "--epochs", "1",
+      "--batch", "8",
       "--seeds", "0", "--data-out", str(tmp_path / "masked"), "--workdir",
       str(tmp_path / "runs"), "--out", str(out)])
   masked = sorted((tmp_path / "masked" / "dropout" / "train").rglob("*.png"))
@@ -129,3 +130,7 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   assert 0 < float((pixels.sum(-1) == 0).mean()) < 1  # some masked out
   assert "| dropout |" in out.read_text()
   assert "resnet_tiny test accuracy %" in out.read_text()  # --model named
+  assert "resnet_tiny width 4," in out.read_text()
+  config = json.loads((tmp_path / "runs" / "dropout" / "seed0" /
+                       "config.json").read_text())
+  assert config["model_kwargs"] == {"width": 4}

@@ -82,6 +82,8 @@ def make(dataset: str, args):
     config = cifar_resnet50.get_config("none")
     config.unlock()
     config.model = args.model
+    if args.width:
+      config.model_kwargs.width = args.width
     config.dataset = dataset
     config.seed = seed
     config.augment = "none"
@@ -101,6 +103,9 @@ def main(argv=None):
   parser.add_argument("--train-examples", type=int, default=4000)
   parser.add_argument("--model", default="resnet56_cifar",
                       help="the classifier trained on the masked images")
+  parser.add_argument("--width", type=int, default=0,
+                      help="the classifier's first-stage width (0: the "
+                      "model's own, 16 for resnet56_cifar)")
   parser.add_argument("--epochs", type=float, default=25)
   parser.add_argument("--batch", type=int, default=128)
   parser.add_argument("--seeds", default="0,1,2")
@@ -119,7 +124,8 @@ def main(argv=None):
   results = grid.run_grid(variants, seeds, args.workdir, "test_accuracy")
   names = list(variants)
   pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-  grid.table(f"Grad-CAM masked CIFAR-10 (Table 7), {args.model}, "
+  width = f" width {args.width}" if args.width else ""
+  grid.table(f"Grad-CAM masked CIFAR-10 (Table 7), {args.model}{width}, "
              f"{args.epochs:g} epochs, {args.train_examples} training images",
              results, "test_accuracy", f"{args.model} test accuracy %", PAPER,
              "Paper column: Table 7, ResNet-56 on masked CIFAR-10.",
