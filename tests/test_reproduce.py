@@ -134,3 +134,25 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   config = json.loads((tmp_path / "runs" / "dropout" / "seed0" /
                        "config.json").read_text())
   assert config["model_kwargs"] == {"width": 4}
+
+
+def test_reasoning_study_rows_configs_and_pairs():
+  from configs import cifar_resnet50
+  from experiments.reproduce import dropgraph_ablations as ablations
+
+  def base(seed):
+    config = cifar_resnet50.get_config("dropgraph")
+    config.unlock()
+    config.seed = seed
+    return config
+  variants, paper = ablations.reasoning_rows(base)
+  assert len(variants) == 13 and paper["random Train 0.25"] == "79.42"
+  reg = variants["top Train&Inf. 0.25"](1).regularizer
+  assert (reg.name, reg.rate, reg.schedule) == ("partial_reasoning", 0.25,
+                                                "constant")
+  assert dict(reg.options) == {"sampling": "top", "at_inference": True}
+  assert not variants["random Train 0.125"](0).regularizer.options[
+      "at_inference"]
+  assert variants["none"](0).regularizer.name == "none"
+  pairs = ablations.EXTRA_PAIRS["reasoning"]
+  assert len(pairs) == 6 and all(set(p) <= set(variants) for p in pairs)
