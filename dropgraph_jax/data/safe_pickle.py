@@ -50,15 +50,19 @@ ALLOWED = _allowed_globals()
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-  """Resolves only :data:`ALLOWED` globals (latin-1 for Python-2 strings)."""
+  """Resolves only :data:`ALLOWED` globals (latin-1 for Python-2 strings);
+  a refusal names ``caller``, ``path`` and ``hint``."""
+
+  def __init__(self, file, caller: str, path: str, hint: str):
+    super().__init__(file, encoding="latin1")
+    self.caller, self.path, self.hint = caller, path, hint
 
   def find_class(self, module: str, name: str):
     if (module, name) not in ALLOWED:
       raise RefusedPickle(
           f"{self.caller}: refusing to unpickle {module}.{name} from "
-          f"{self.path!r}: only numpy/scipy/builtin types are allowed (a "
-          "Planetoid file holds nothing else; get the file again from "
-          "tkipf/gcn).")
+          f"{self.path!r}: only numpy/scipy/builtin types are allowed; "
+          f"{self.hint}")
     return ALLOWED[(module, name)]
 
 
@@ -68,9 +72,7 @@ def load(path: str, caller: str, hint: str):
   global outside :data:`ALLOWED`."""
   try:
     with open(path, "rb") as f:
-      unpickler = RestrictedUnpickler(f, encoding="latin1")
-      unpickler.path, unpickler.caller = path, caller  # for the messages
-      return unpickler.load()
+      return RestrictedUnpickler(f, caller, path, hint).load()
   except RefusedPickle:
     raise
   except Exception as e:  # missing, or garbage failing in one of many ways
