@@ -32,7 +32,6 @@ def test_tsa_thresholds_run_from_one_over_k_to_one():
       0.55)
 
 
-@pytest.mark.slow
 def test_annealing_drops_confident_labelled_examples_from_the_loss():
   logits = jnp.array([[5.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
   labels = jnp.array([0, 0, 0])  # p(correct) = 0.993, 0.5, 0.047
@@ -65,9 +64,8 @@ def test_consistency_is_the_masked_kl_to_the_sharpened_target():
 
 
 @pytest.mark.parametrize("spec", [
-    pytest.param(RegularizerSpec("dropgraph", {"rate": 0.3, "block_size": 2,
-                                               "clip_block_size": True}),
-                 marks=pytest.mark.slow),
+    RegularizerSpec("dropgraph", {"rate": 0.3, "block_size": 2,
+                                  "clip_block_size": True}),
     ConvPattern(height=2, width=2, stride_h=2, stride_w=2, prob=0.3)])
 @pytest.mark.slow
 def test_the_teacher_is_the_student_without_its_regularizer(spec):
