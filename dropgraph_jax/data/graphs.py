@@ -43,7 +43,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from scipy import sparse
-from sklearn.model_selection import StratifiedKFold
 
 from dropgraph_jax.data import safe_pickle
 
@@ -281,6 +280,8 @@ def stratified_folds(labels, num_folds: int = 10, seed: int = 0
   if labels.ndim != 1 or not 2 <= num_folds <= len(labels):
     raise ValueError(f"stratified_folds: need 1-D labels and 2 <= num_folds <="
                      f" {len(labels)}, got {labels.shape}, {num_folds}.")
+  # Imported here: scikit-learn costs ~1.7 s a process (see images._digits).
+  from sklearn.model_selection import StratifiedKFold  # pylint: disable=g-import-not-at-top
   folds = StratifiedKFold(num_folds, shuffle=True, random_state=seed)
   return [(train.astype(np.int64), test.astype(np.int64))
           for train, test in folds.split(np.zeros(len(labels)), labels)]

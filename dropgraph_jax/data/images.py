@@ -52,7 +52,6 @@ import grain
 import jax
 import numpy as np
 from PIL import Image
-from sklearn.datasets import load_digits
 
 from dropgraph_jax.data import randaugment as randaugment_lib
 from dropgraph_jax.data.hosts import HostRows, host_eval_batches, host_slice, this_host_rows
@@ -90,6 +89,9 @@ class _ArraySource:
 
 
 def _digits(split: str, seed: int = 0) -> Split:
+  # Imported here: scikit-learn costs ~1.7 s a process, which every
+  # trainer launch not reading digits (most CLI and multi-host runs) saves.
+  from sklearn.datasets import load_digits  # pylint: disable=g-import-not-at-top
   data = load_digits()
   images = (data.images.astype(np.float32) / 16.0)[..., None]
   labels = data.target.astype(np.int32)

@@ -173,7 +173,10 @@ def evaluate_lm(eval_step, params, model, ids: np.ndarray, batch: int,
   streams = host_rows(text_data.batchify(ids, batch))
   mems = jax.device_put(model.initial_mems(batch, model.config.mem_len),
                         sharding)
-  valid = jnp.zeros((), jnp.int32)
+  # Placed as eval_step returns it (replicated): an uncommitted zero would
+  # compile eval_step a second time for the later calls.
+  valid = jax.device_put(np.zeros((), np.int32),
+                         NamedSharding(sharding.mesh, P()))
   total, count = 0.0, 0.0
   for _, inputs, targets in text_data.segments(streams, seq_len):
     real = inputs.shape[1]
