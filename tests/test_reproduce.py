@@ -126,6 +126,8 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
       str(tmp_path / "runs"), "--out", str(out)])
   masked = sorted((tmp_path / "masked" / "dropout" / "train").rglob("*.png"))
   assert len(masked) == 8
+  assert not (tmp_path / "masked" / "dropout.partial").exists()
+  assert (tmp_path / "table_heatmaps.png").stat().st_size > 1000
   pixels = np.stack([np.asarray(Image.open(p)) for p in masked])
   assert 0 < float((pixels.sum(-1) == 0).mean()) < 1  # some masked out
   assert "| dropout |" in out.read_text()

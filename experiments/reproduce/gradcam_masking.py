@@ -8,26 +8,29 @@
         --data-out /tmp/gradcam_masked --workdir runs/repro_gradcam_masking \\
         --out experiments/results/repro_gradcam_masking_cpu.md
 
-The paper's protocol (Sec. 4.5): (i) Grad-CAM heatmaps of every image from
-a regularized backbone (:mod:`dropgraph_jax.analysis.gradcam`), (ii)
-binarized at 50% (a pixel is kept where its heatmap, scaled to [0, 1] per
-image, is at least 0.5; the paper does not say which scaling), (iii) the
-images masked by them, (iv) a ResNet-56 (``resnet56_cifar``) trained from
-scratch on the masked training images and tested on the masked test
-images. A backbone whose heatmaps keep the object lets the ResNet-56
-classify better. Here the backbones are finished runs of the image
-trainer (e.g. the reduced Table 2 runs); the masked images are written
-as an ImageFolder under ``--data-out/<backbone>`` (``--train-examples``
-class-balanced training images, the whole test split), and the ResNet-56
-is trained with ``configs/cifar_resnet50.py``'s optimizer, no
-regularizer, no augmentation, for ``--epochs``. Paper (ResNet-56 accuracy
-%): Dropout 51.25 +- 0.22, Disout 58.69 +- 0.21, DropGraph 65.64 +- 0.17.
+The paper's protocol (Sec. 4.5): (i) Grad-CAM heatmaps of every image
+from a regularized backbone (:mod:`dropgraph_jax.analysis.gradcam`),
+(ii) binarized at 50% (a pixel is kept where its heatmap, scaled to [0,
+1] per image, is at least 0.5; the paper does not say which scaling),
+(iii) the images masked by them, (iv) a ResNet-56 (``resnet56_cifar``)
+trained from scratch on the masked training images and tested on the
+masked test images. A backbone whose heatmaps keep the object lets the
+ResNet-56 classify better. With ``--out``, ``<out>_heatmaps.png`` shows
+each backbone's heatmaps on the first test images (the paper's Figure
+6). Here the backbones are finished runs of the image trainer (e.g. the
+reduced Table 2 runs); the masked images are written as an ImageFolder
+under ``--data-out/<backbone>`` (``--train-examples`` class-balanced
+training images, the whole test split), and the ResNet-56 is trained
+with ``configs/cifar_resnet50.py``'s optimizer, no regularizer, no
+augmentation, for ``--epochs``. Paper (ResNet-56 accuracy %): Dropout
+51.25 +- 0.22, Disout 58.69 +- 0.21, DropGraph 65.64 +- 0.17.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from typing import Dict
 
 import jax.numpy as jnp
@@ -41,6 +44,7 @@ from experiments.reproduce import grid
 
 PAPER = {"dropout": "51.25", "disout": "58.69", "dropgraph": "65.64"}
 THRESHOLD = 0.5
+EXAMPLES = 6  # test images in the heatmap figure
 
 
 def _raw(split, indices) -> np.ndarray:
@@ -52,6 +56,10 @@ def write_masked(workdir: str, out: str, train_examples: int,
                  batch: int = 250) -> str:
   """The backbone ``workdir``'s Grad-CAM-masked train subset and test
   split as an ImageFolder under ``out``; returns ``'folder:' + out``."""
+  # Written beside ``out`` and renamed when whole: ``main`` reuses ``out``
+  # when it exists, so a write killed midway must not leave one.
+  partial = out + ".partial"
+  shutil.rmtree(partial, ignore_errors=True)
   config, test_split, model, variables = gradcam.load_run(workdir)
   heatmaps = gradcam.heatmap_fn(model)
   train_split = image_data.load_split(config.dataset, config.train_split,
@@ -71,9 +79,10 @@ def write_masked(workdir: str, out: str, train_examples: int,
           THRESHOLD
       masked = (raw * keep[..., None]).astype(np.uint8)
       for i, record, image in zip(indices, records, masked):
-        folder = os.path.join(out, name, f"class{int(record['label']):03d}")
+        folder = os.path.join(partial, name, f"class{int(record['label']):03d}")
         os.makedirs(folder, exist_ok=True)
         Image.fromarray(image).save(os.path.join(folder, f"{i:05d}.png"))
+  os.replace(partial, out)
   return f"folder:{out}"
 
 
@@ -120,6 +129,10 @@ def main(argv=None):
     dataset = (f"folder:{out}" if os.path.isdir(os.path.join(out, "test"))
                else write_masked(workdir, out, args.train_examples))
     variants[name] = make(dataset, args)
+  if args.out:  # Figure 6: each backbone's heatmaps on the same test images
+    print(gradcam.render(list(backbones.values()), range(EXAMPLES),
+                         os.path.splitext(args.out)[0] + "_heatmaps.png",
+                         list(backbones)))
   seeds = [int(s) for s in args.seeds.split(",")]
   results = grid.run_grid(variants, seeds, args.workdir, "test_accuracy")
   names = list(variants)
