@@ -16,14 +16,15 @@ from a regularized backbone (:mod:`dropgraph_jax.analysis.gradcam`),
 trained from scratch on the masked training images and tested on the
 masked test images. A backbone whose heatmaps keep the object lets the
 ResNet-56 classify better. With ``--out``, ``<out>_heatmaps.png`` shows
-each backbone's heatmaps on the first test images (the paper's Figure
-6). Here the backbones are finished runs of the image trainer (e.g. the
-reduced Table 2 runs); the masked images are written as an ImageFolder
-under ``--data-out/<backbone>`` (``--train-examples`` class-balanced
-training images, the whole test split), and the ResNet-56 is trained
-with ``configs/cifar_resnet50.py``'s optimizer, no regularizer, no
-augmentation, for ``--epochs``. Paper (ResNet-56 accuracy %): Dropout
-51.25 +- 0.22, Disout 58.69 +- 0.21, DropGraph 65.64 +- 0.17.
+each backbone's heatmaps on test images spread over the classes (the
+paper's Figure 6). Here the backbones are finished runs of the image
+trainer (e.g. the reduced Table 2 runs); the masked images are written
+as an ImageFolder under ``--data-out/<backbone>`` (``--train-examples``
+class-balanced training images, the whole test split), and the ResNet-56
+is trained with ``configs/cifar_resnet50.py``'s optimizer, no
+regularizer, no augmentation, for ``--epochs``. Paper (ResNet-56
+accuracy %): Dropout 51.25 +- 0.22, Disout 58.69 +- 0.21, DropGraph
+65.64 +- 0.17.
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ def write_masked(workdir: str, out: str, train_examples: int,
   return f"folder:{out}"
 
 
+def _spread(masked: str):
+  """``EXAMPLES`` test indices spread evenly over the test split (an
+  ImageFolder lists it class by class: the first few are one class)."""
+  count = sum(len(files) for _, _, files in os.walk(os.path.join(masked,
+                                                                   "test")))
+  return sorted({i * count // EXAMPLES for i in range(EXAMPLES)})
+
+
 def make(dataset: str, args):
   def config_for(seed: int):
     config = cifar_resnet50.get_config("none")
@@ -130,7 +139,7 @@ def main(argv=None):
                else write_masked(workdir, out, args.train_examples))
     variants[name] = make(dataset, args)
   if args.out:  # Figure 6: each backbone's heatmaps on the same test images
-    print(gradcam.render(list(backbones.values()), range(EXAMPLES),
+    print(gradcam.render(list(backbones.values()), _spread(out),
                          os.path.splitext(args.out)[0] + "_heatmaps.png",
                          list(backbones)))
   seeds = [int(s) for s in args.seeds.split(",")]
