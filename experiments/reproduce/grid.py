@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 import time
 from typing import Callable, Dict, List
 
@@ -99,7 +100,10 @@ def table(title: str, results: Dict[str, List[dict]], metric: str,
   low = min(m - s for m, s in zip(means, stds))
   high = max(m + s for m, s in zip(means, stds))
   ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
-  ax.set_title(title, fontsize=9)
+  # Wrapped to the figure (~13 characters an inch at 9 pt): long titles
+  # name the whole protocol and would be cut at the right edge.
+  ax.set_title(textwrap.fill(title, int(13 * (1.2 * len(means) + 2))),
+               fontsize=9)
   fig.tight_layout()
   fig.savefig(os.path.splitext(out)[0] + ".png", dpi=120)
 
