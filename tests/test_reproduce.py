@@ -118,6 +118,9 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   config.regularizer.name, config.eval_every_epochs = "dropout", 0.0
   trainers.train_and_evaluate(config, str(tmp_path / "backbone"))
   out = tmp_path / "table.md"
+  stale = tmp_path / "masked" / "dropout" / "train" / "stale.png"
+  stale.parent.mkdir(parents=True)  # a write stopped before its test split
+  stale.write_bytes(b"")
   gradcam_masking.main([
       "--backbone", f"dropout={tmp_path / 'backbone'}", "--train-examples",
       "8", "--model", "resnet_tiny", "--width", "4", "--epochs", "1",
@@ -127,6 +130,7 @@ def test_gradcam_masking_writes_masked_images_and_trains_on_them(tmp_path):
   masked = sorted((tmp_path / "masked" / "dropout" / "train").rglob("*.png"))
   assert len(masked) == 8
   assert not (tmp_path / "masked" / "dropout.partial").exists()
+  assert not stale.exists()
   assert (tmp_path / "table_heatmaps.png").stat().st_size > 1000
   pixels = np.stack([np.asarray(Image.open(p)) for p in masked])
   assert 0 < float((pixels.sum(-1) == 0).mean()) < 1  # some masked out

@@ -83,6 +83,9 @@ def write_masked(workdir: str, out: str, train_examples: int,
         folder = os.path.join(partial, name, f"class{int(record['label']):03d}")
         os.makedirs(folder, exist_ok=True)
         Image.fromarray(image).save(os.path.join(folder, f"{i:05d}.png"))
+  # A folder at ``out`` here is a write of older code that stopped midway
+  # (``main`` reuses whole ones): replaced, since a rename cannot overwrite it.
+  shutil.rmtree(out, ignore_errors=True)
   os.replace(partial, out)
   return f"folder:{out}"
 
